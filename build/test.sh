@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every test on a fresh machine: installs redis-server (and iptables, for the firewall fault tests) when
+# missing and running as root, then restores, builds and runs the unit and integration tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v iptables >/dev/null 2>&1 || need+=(iptables)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "Installing ${need[*]} with apt-get"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    echo "Missing ${need[*]}: install them (Debian/Ubuntu: sudo apt-get install -y ${need[*]})" >&2
+  fi
+fi
+
+# The tests start their own redis-server processes on free loopback ports; no Redis needs to be running.
+dotnet restore Resilient.Caching.sln
+dotnet build Resilient.Caching.sln --no-restore -c Release
+dotnet test test/Resilient.Caching.Tests --no-build -c Release --logger "console;verbosity=normal" "$@"
+dotnet test test/Resilient.Caching.IntegrationTests --no-build -c Release --logger "console;verbosity=normal" "$@"

@@ -1,0 +1,310 @@
+using Microsoft.Extensions.Logging;
+using Resilient.Caching.Connection;
+using Resilient.Caching.Diagnostics;
+
+namespace Resilient.Caching;
+
+/// <summary>
+/// The one path every cache operation takes, synchronous or asynchronous, for the distributed cache and the
+/// output-cache store alike: check the window, call Redis, classify what went wrong, open or close the window,
+/// log once, count. The decorators only say which inner call to make.
+/// </summary>
+internal sealed class CacheGuard
+{
+    private readonly CacheAvailability _availability;
+    private readonly IResettableConnection _connection;
+    private readonly ResilientCacheMetrics _metrics;
+    private readonly ILogger _logger;
+    private readonly bool _ignoreExceptions;
+    private readonly bool _logExceptions;
+    private readonly double _windowSeconds;
+
+    public CacheGuard(
+        CacheAvailability availability,
+        IResettableConnection connection,
+        ResilientCacheMetrics metrics,
+        ILogger logger,
+        bool ignoreExceptions,
+        bool logIgnoredExceptions)
+    {
+        _availability = availability;
+        _connection = connection;
+        _metrics = metrics;
+        _logger = logger;
+        _ignoreExceptions = ignoreExceptions;
+        _logExceptions = logIgnoredExceptions;
+        _windowSeconds = availability.Window.TotalSeconds;
+    }
+
+    public CacheAvailability Availability => _availability;
+
+    public ILogger Logger => _logger;
+
+    public TimeProvider TimeProvider => _availability.TimeProvider;
+
+    public TResult Run<TState, TResult>(
+        CacheOperation operation, TState state, Func<TState, TResult> call, Func<TResult, CacheOutcome> outcome, TResult fallback)
+    {
+        if (!TryBegin(operation, out var attempt))
+        {
+            return fallback;
+        }
+
+        try
+        {
+            var result = call(state);
+            Succeeded(attempt, outcome(result));
+            return result;
+        }
+        catch (Exception exception) when (ShouldSwallow(attempt, exception, pending: null, CancellationToken.None))
+        {
+            return fallback;
+        }
+    }
+
+    public async Task<TResult> RunAsync<TState, TResult>(
+        CacheOperation operation,
+        TState state,
+        Func<TState, CancellationToken, ValueTask<TResult>> call,
+        Func<TResult, CacheOutcome> outcome,
+        TResult fallback,
+        CancellationToken cancellationToken)
+    {
+        // Nothing is awaited before this returns on the short-circuit path, so it completes synchronously
+        // with a cached task (null, false, Task.CompletedTask): no allocation while the window is open.
+        if (!TryBegin(operation, out var attempt))
+        {
+            return fallback;
+        }
+
+        Task<TResult>? pending = null;
+        try
+        {
+            var call1 = call(state, cancellationToken);
+            TResult result;
+            if (call1.IsCompleted || !cancellationToken.CanBeCanceled)
+            {
+                result = await call1.ConfigureAwait(false);
+            }
+            else
+            {
+                // The stock provider stops looking at the token once a command is sent; waiting with it
+                // hands control back to a caller that gives up (SessionOptions.IOTimeout, request aborted).
+                pending = call1.AsTask();
+                result = await pending.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            Succeeded(attempt, outcome(result));
+            return result;
+        }
+        catch (Exception exception) when (ShouldSwallow(attempt, exception, pending, cancellationToken))
+        {
+            return fallback;
+        }
+    }
+
+    public async Task RunAsync<TState>(
+        CacheOperation operation, TState state, Func<TState, CancellationToken, ValueTask> call, CancellationToken cancellationToken)
+    {
+        if (!TryBegin(operation, out var attempt))
+        {
+            return;
+        }
+
+        Task? pending = null;
+        try
+        {
+            var call1 = call(state, cancellationToken);
+            if (call1.IsCompleted || !cancellationToken.CanBeCanceled)
+            {
+                await call1.ConfigureAwait(false);
+            }
+            else
+            {
+                pending = call1.AsTask();
+                await pending.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            Succeeded(attempt, CacheOutcome.Write);
+        }
+        catch (Exception exception) when (ShouldSwallow(attempt, exception, pending, cancellationToken))
+        {
+        }
+    }
+
+    /// <summary>True when the caller may call Redis; false (or <see cref="CacheUnavailableException"/>) inside the window.</summary>
+    public bool TryBegin(CacheOperation operation, out Attempt attempt)
+    {
+        var gate = _availability.TryEnter();
+        if (gate == CacheAvailability.Gate.ShortCircuit)
+        {
+            _metrics.Skipped(operation);
+            attempt = default;
+            return _ignoreExceptions ? false : throw CreateUnavailableException();
+        }
+
+        attempt = new Attempt(operation, gate == CacheAvailability.Gate.Probe, _metrics.Start());
+        return true;
+    }
+
+    public void Succeeded(in Attempt attempt, CacheOutcome outcome)
+    {
+        if (attempt.IsProbe)
+        {
+            var (outage, skipped) = _availability.RecordProbeSuccess();
+            _metrics.Transition("closed");
+            Log.WindowClosed(_logger, outage.TotalSeconds, skipped);
+        }
+
+        _metrics.Completed(attempt.Operation, outcome, attempt.StartTimestamp);
+    }
+
+    /// <summary>
+    /// The exception filter of every operation: records what the failure means and answers whether the caller
+    /// gets the fallback (true) or the exception (false). Runs before the stack unwinds, which is harmless here.
+    /// </summary>
+    public bool ShouldSwallow(in Attempt attempt, Exception exception, Task? pending, CancellationToken cancellationToken)
+    {
+        if (exception is OperationCanceledException && cancellationToken.IsCancellationRequested)
+        {
+            // The caller gave up; Redis has not answered yet. Its eventual failure still counts, off the caller's path.
+            if (attempt.IsProbe)
+            {
+                _availability.ReleaseProbe();
+            }
+
+            if (pending is { IsCompleted: false })
+            {
+                ObserveAbandoned(pending, attempt.Operation);
+            }
+
+            return false;
+        }
+
+        var kind = RedisErrorClassifier.Classify(exception);
+        if (kind == RedisErrorKind.None)
+        {
+            if (attempt.IsProbe)
+            {
+                _availability.ReleaseProbe();
+            }
+
+            _metrics.Completed(attempt.Operation, CacheOutcome.Error, attempt.StartTimestamp);
+            return false;
+        }
+
+        RecordFailure(attempt.Operation, attempt.IsProbe, exception, kind);
+        _metrics.Completed(attempt.Operation, CacheOutcome.Error, attempt.StartTimestamp);
+        return _ignoreExceptions;
+    }
+
+    public CacheUnavailableException CreateUnavailableException()
+    {
+        var retryAfter = _availability.RetryAfter;
+        return new CacheUnavailableException(
+            $"Redis is unavailable; the cache skips it for another {retryAfter.TotalSeconds:0.###} s.", _availability.LastError)
+        {
+            RetryAfter = retryAfter,
+        };
+    }
+
+    private void RecordFailure(CacheOperation operation, bool isProbe, Exception exception, RedisErrorKind kind)
+    {
+        var transition = _availability.RecordFailure(exception, isProbe);
+        if (kind == RedisErrorKind.Transport && transition != CacheAvailability.Transition.AlreadyOpen && exception is not RedisConnectPendingException)
+        {
+            // The socket may be silently dead while the multiplexer still believes it is connected (its own
+            // heartbeat needs tens of seconds, and nothing is sent during the window): probe on a fresh one.
+            _connection.Reset();
+        }
+
+        var logged = _logExceptions ? exception : null;
+        var reason = Describe(exception);
+        var operationName = OperationName(operation);
+        switch (transition)
+        {
+            case CacheAvailability.Transition.Opened:
+                _metrics.Transition("opened");
+                if (kind == RedisErrorKind.Authentication)
+                {
+                    Log.AuthenticationFailed(_logger, logged, operationName, reason, _windowSeconds);
+                }
+                else
+                {
+                    Log.WindowOpened(_logger, logged, operationName, reason, _windowSeconds);
+                }
+
+                break;
+            case CacheAvailability.Transition.Reopened:
+                _metrics.Transition("reopened");
+                if (kind == RedisErrorKind.Authentication)
+                {
+                    Log.AuthenticationFailed(_logger, logged, operationName, reason, _windowSeconds);
+                }
+                else
+                {
+                    Log.ProbeFailed(_logger, logged, operationName, reason, _windowSeconds);
+                }
+
+                break;
+            default:
+                if (_logExceptions)
+                {
+                    Log.ErrorWhileUnavailable(_logger, exception, operationName, reason);
+                }
+
+                break;
+        }
+    }
+
+    private void ObserveAbandoned(Task pending, CacheOperation operation)
+    {
+        _ = pending.ContinueWith(
+            static (task, state) =>
+            {
+                var (guard, operation) = ((CacheGuard, CacheOperation))state!;
+                var exception = task.Exception?.InnerException;
+                if (exception is null)
+                {
+                    return;
+                }
+
+                var kind = RedisErrorClassifier.Classify(exception);
+                if (kind != RedisErrorKind.None)
+                {
+                    guard.RecordFailure(operation, isProbe: false, exception, kind);
+                }
+                else if (guard._logExceptions)
+                {
+                    Log.AbandonedOperationFailed(guard._logger, exception, OperationName(operation), Describe(exception));
+                }
+            },
+            (this, operation),
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+    }
+
+    internal static string OperationName(CacheOperation operation) => operation switch
+    {
+        CacheOperation.Get => "Get",
+        CacheOperation.Set => "Set",
+        CacheOperation.Refresh => "Refresh",
+        CacheOperation.Remove => "Remove",
+        _ => "EvictByTag",
+    };
+
+    private static string Describe(Exception exception)
+    {
+        var message = exception.Message;
+        var newline = message.IndexOfAny(['\r', '\n']);
+        if (newline >= 0)
+        {
+            message = message[..newline];
+        }
+
+        return message.Length <= 240 ? $"{exception.GetType().Name}: {message}" : $"{exception.GetType().Name}: {message[..240]}…";
+    }
+
+    internal readonly record struct Attempt(CacheOperation Operation, bool IsProbe, long StartTimestamp);
+}

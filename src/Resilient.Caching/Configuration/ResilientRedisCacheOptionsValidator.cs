@@ -1,0 +1,90 @@
+using System.Net.Sockets;
+using Microsoft.Extensions.Options;
+using StackExchange.Redis;
+
+namespace Resilient.Caching.Configuration;
+
+/// <summary>
+/// Validates the effective settings at start-up (<c>ValidateOnStart</c>). Every message names the setting, where
+/// its value came from and the value, so that a typo in an environment variable is found from the first log line.
+/// </summary>
+internal sealed class ResilientRedisCacheOptionsValidator : IValidateOptions<ResilientRedisCacheOptions>
+{
+    public ValidateOptionsResult Validate(string? name, ResilientRedisCacheOptions options)
+    {
+        var failures = new List<string>(options.ParseErrors);
+        var keepAliveValid = true;
+        foreach (var setting in Setting.All)
+        {
+            var value = setting.Get(options);
+            if (setting.Validate(value) is { } problem)
+            {
+                failures.Add(Describe(options, setting, value, problem));
+                keepAliveValid &= setting.Kind is not (SettingKind.KeepAliveSeconds or SettingKind.KeepAliveCount);
+            }
+        }
+
+        if (keepAliveValid && options.SocketKeepAlive && options.ConnectionMultiplexerFactory is null)
+        {
+            CheckOperatingSystemAccepts(options, failures);
+        }
+
+        CheckConnection(options, failures);
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    internal static string Describe(ResilientRedisCacheOptions options, Setting setting, object value, string problem) =>
+        $"{setting.Name} = '{Setting.Format(value)}' (from {SourceOf(options, setting)}) is not valid: {problem}.";
+
+    internal static string SourceOf(ResilientRedisCacheOptions options, Setting setting) =>
+        options.Sources.TryGetValue(setting.Path, out var source) ? source : "the default";
+
+    /// <summary>Sets the keepalive values on a throwaway socket: what this kernel refuses fails here, not on a connect.</summary>
+    private static void CheckOperatingSystemAccepts(ResilientRedisCacheOptions options, List<string> failures)
+    {
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        Check(SocketOptionName.TcpKeepAliveTime, (int)options.TcpKeepAlive.Idle.TotalSeconds, 1);
+        Check(SocketOptionName.TcpKeepAliveInterval, (int)options.TcpKeepAlive.Interval.TotalSeconds, 2);
+        Check(SocketOptionName.TcpKeepAliveRetryCount, options.TcpKeepAlive.Count, 3);
+
+        void Check(SocketOptionName option, int value, int settingIndex)
+        {
+            try
+            {
+                socket.SetSocketOption(SocketOptionLevel.Tcp, option, value);
+            }
+            catch (Exception exception) when (exception is SocketException or PlatformNotSupportedException)
+            {
+                var setting = Setting.All[settingIndex];
+                failures.Add(Describe(options, setting, setting.Get(options), $"the operating system rejected it ({exception.Message})"));
+            }
+        }
+    }
+
+    private static void CheckConnection(ResilientRedisCacheOptions options, List<string> failures)
+    {
+        if (options.ConnectionMultiplexerFactory is not null || options.ConfigurationOptions is not null)
+        {
+            return;
+        }
+
+        if (string.IsNullOrWhiteSpace(options.Configuration))
+        {
+            failures.Add("Configuration is empty: set the Redis connection string (e.g. \"localhost:6379\"), ConfigurationOptions or ConnectionMultiplexerFactory.");
+            return;
+        }
+
+        try
+        {
+            if (ConfigurationOptions.Parse(options.Configuration).EndPoints.Count == 0)
+            {
+                failures.Add("Configuration names no Redis endpoint (host:port).");
+            }
+        }
+        catch (Exception exception) when (exception is ArgumentException or FormatException or NotSupportedException or RedisException)
+        {
+            // The connection string itself is not repeated: it may hold a password.
+            failures.Add($"Configuration (the Redis connection string) could not be parsed: {exception.Message}");
+        }
+    }
+}

@@ -1,0 +1,177 @@
+using Microsoft.Extensions.Logging;
+using StackExchange.Redis;
+
+namespace Resilient.Caching.Connection;
+
+/// <summary>
+/// The one Redis connection of a registration, shared by the distributed cache and the output-cache store.
+/// It is ours (built from the settings, with socket tuning) unless the application supplied
+/// <see cref="Microsoft.Extensions.Caching.StackExchangeRedis.RedisCacheOptions.ConnectionMultiplexerFactory"/>;
+/// only ours is ever reset or disposed here.
+/// </summary>
+internal sealed class RedisConnection : IResettableConnection, IDisposable
+{
+    private readonly Func<Task<IConnectionMultiplexer>>? _userFactory;
+    private readonly ConfigurationOptions? _configuration;
+    private readonly ILogger _logger;
+    private readonly TimeSpan _connectWait;
+    private readonly Lock _gate = new();
+    private Task<IConnectionMultiplexer>? _current;
+    private int _generation;
+    private bool _disposed;
+
+    public RedisConnection(ResilientRedisCacheOptions options, ILogger logger)
+    {
+        _logger = logger;
+        _connectWait = options.OperationTimeout;
+        _userFactory = options.ConnectionMultiplexerFactory;
+        if (_userFactory is null)
+        {
+            _configuration = BuildConfiguration(options, logger);
+        }
+    }
+
+    public bool IsOwned => _userFactory is null;
+
+    public int Generation => Volatile.Read(ref _generation);
+
+    /// <summary>The redacted effective configuration string (no password), for the settings log line.</summary>
+    public string? RedactedConfiguration => _configuration?.ToString(includePassword: false);
+
+    /// <summary>
+    /// The factory handed to the inner stock cache and output-cache store. A caller waits for a connection that
+    /// is still being made for at most the operation timeout (StackExchange.Redis may take the whole connect
+    /// timeout, even when the port refuses); the connect itself goes on for the next caller.
+    /// </summary>
+    public Task<IConnectionMultiplexer> GetMultiplexerAsync()
+    {
+        var current = GetOrCreate();
+        return current.IsCompleted ? current : WaitBoundedAsync(current, _connectWait);
+    }
+
+    private static async Task<IConnectionMultiplexer> WaitBoundedAsync(Task<IConnectionMultiplexer> connecting, TimeSpan limit)
+    {
+        try
+        {
+            return await connecting.WaitAsync(limit).ConfigureAwait(false);
+        }
+        catch (TimeoutException exception) when (!connecting.IsCompleted)
+        {
+            throw new RedisConnectPendingException(
+                $"No Redis connection within {limit.TotalMilliseconds:0} ms (the operation timeout); still connecting in the background.", exception);
+        }
+    }
+
+    private Task<IConnectionMultiplexer> GetOrCreate()
+    {
+        var current = Volatile.Read(ref _current);
+        if (current is not null && !current.IsFaulted && !current.IsCanceled)
+        {
+            return current;
+        }
+
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            current = _current;
+            if (current is null || current.IsFaulted || current.IsCanceled)
+            {
+                current = _userFactory is not null ? _userFactory() : ConnectionMultiplexer.ConnectAsync(_configuration!).ContinueWith(
+                    static task => (IConnectionMultiplexer)task.GetAwaiter().GetResult(),
+                    CancellationToken.None,
+                    TaskContinuationOptions.ExecuteSynchronously,
+                    TaskScheduler.Default);
+                Volatile.Write(ref _current, current);
+            }
+
+            return current;
+        }
+    }
+
+    /// <summary>Starts connecting in the background so that the first request finds a connection.</summary>
+    public void Warm()
+    {
+        _ = GetOrCreate().ContinueWith(
+            static (task, state) => Log.ConnectFailed((ILogger)state!, task.Exception, task.Exception?.InnerException?.Message ?? "unknown"),
+            _logger,
+            CancellationToken.None,
+            TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+    }
+
+    public void Reset()
+    {
+        if (!IsOwned)
+        {
+            return;
+        }
+
+        Task<IConnectionMultiplexer>? old;
+        lock (_gate)
+        {
+            old = _current;
+            _current = null;
+            Interlocked.Increment(ref _generation);
+        }
+
+        DisposeLater(old);
+    }
+
+    public void Dispose()
+    {
+        Task<IConnectionMultiplexer>? old;
+        lock (_gate)
+        {
+            _disposed = true;
+            old = _current;
+            _current = null;
+        }
+
+        if (IsOwned)
+        {
+            DisposeLater(old);
+        }
+    }
+
+    /// <summary>
+    /// Our settings on top of the user's: a clone of <c>ConfigurationOptions</c> (never mutate theirs) or the
+    /// parsed <c>Configuration</c> string.
+    /// </summary>
+    internal static ConfigurationOptions BuildConfiguration(ResilientRedisCacheOptions options, ILogger logger)
+    {
+        var configuration = options.ConfigurationOptions?.Clone() ?? ConfigurationOptions.Parse(options.Configuration ?? string.Empty);
+
+        // Start even when Redis is down, and keep reconnecting in the background.
+        configuration.AbortOnConnectFail = false;
+
+        // While disconnected, fail a command at once instead of queueing it for the sync timeout: the window
+        // turns that failure into a fast miss.
+        configuration.BacklogPolicy = BacklogPolicy.FailFast;
+        configuration.ConnectTimeout = ToMilliseconds(options.ConnectTimeout);
+        configuration.SyncTimeout = ToMilliseconds(options.OperationTimeout);
+        configuration.AsyncTimeout = ToMilliseconds(options.OperationTimeout);
+        configuration.TcpKeepAlive = options.SocketKeepAlive;
+
+        // StackExchange.Redis checks async timeouts on its heartbeat (1 s by default); a sub-second operation
+        // timeout needs a finer one to mean what it says.
+        if (options.OperationTimeout < TimeSpan.FromSeconds(2))
+        {
+            configuration.HeartbeatInterval = TimeSpan.FromMilliseconds(Math.Clamp(options.OperationTimeout.TotalMilliseconds / 4, 50, 1000));
+        }
+
+        configuration.BeforeSocketConnect = SocketTuning.CreateHook(options, configuration.BeforeSocketConnect, logger);
+        return configuration;
+    }
+
+    private static int ToMilliseconds(TimeSpan value) => (int)Math.Clamp(value.TotalMilliseconds, 1, int.MaxValue);
+
+    private static void DisposeLater(Task<IConnectionMultiplexer>? connection)
+    {
+        // Off the caller's path: closing a multiplexer waits for its sockets.
+        _ = connection?.ContinueWith(
+            static task => task.Result.Dispose(),
+            CancellationToken.None,
+            TaskContinuationOptions.OnlyOnRanToCompletion,
+            TaskScheduler.Default);
+    }
+}

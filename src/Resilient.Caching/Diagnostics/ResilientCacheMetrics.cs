@@ -1,0 +1,84 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+
+namespace Resilient.Caching.Diagnostics;
+
+/// <summary>
+/// The <c>Resilient.Caching</c> meter. Instrument and attribute names follow the OpenTelemetry semantic
+/// conventions (lower-case, dot-separated, unit in UCUM, durations in seconds).
+/// </summary>
+internal sealed class ResilientCacheMetrics : IDisposable
+{
+    public const string MeterName = "Resilient.Caching";
+    public const string OperationsName = "resilient_caching.operations";
+    public const string DurationName = "resilient_caching.operation.duration";
+    public const string TransitionsName = "resilient_caching.window.transitions";
+    public const string AvailabilityName = "resilient_caching.availability";
+    public const string OperationTag = "resilient_caching.operation";
+    public const string OutcomeTag = "resilient_caching.outcome";
+    public const string TransitionTag = "resilient_caching.window.transition";
+
+    private static readonly string[] s_operations = ["get", "set", "refresh", "remove", "evict_by_tag"];
+    private static readonly string[] s_outcomes = ["hit", "miss", "write", "skipped", "error"];
+
+    private readonly Meter _meter;
+    private readonly bool _ownsMeter;
+    private readonly Counter<long> _operations;
+    private readonly Histogram<double> _duration;
+    private readonly Counter<long> _transitions;
+
+    public ResilientCacheMetrics(IMeterFactory? meterFactory, CacheAvailability availability)
+    {
+        _ownsMeter = meterFactory is null;
+        _meter = meterFactory?.Create(MeterName) ?? new Meter(MeterName);
+        _operations = _meter.CreateCounter<long>(OperationsName, "{operation}", "Cache operations by operation and outcome (hit, miss, write, skipped, error).");
+        _duration = _meter.CreateHistogram<double>(DurationName, "s", "Duration of cache operations that called Redis.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
+        _transitions = _meter.CreateCounter<long>(TransitionsName, "{transition}", "Unavailable-window transitions (opened, reopened, closed).");
+        _meter.CreateObservableGauge(AvailabilityName, () => availability.IsAvailable ? 1 : 0, "1", "1 while Redis is in use, 0 while the unavailable window is open.");
+    }
+
+    /// <summary>Returns a start timestamp only when someone listens to durations, so the hot path pays nothing otherwise.</summary>
+    public long Start() => _duration.Enabled ? Stopwatch.GetTimestamp() : 0;
+
+    public void Completed(CacheOperation operation, CacheOutcome outcome, long startTimestamp)
+    {
+        var operationTag = new KeyValuePair<string, object?>(OperationTag, s_operations[(int)operation]);
+        var outcomeTag = new KeyValuePair<string, object?>(OutcomeTag, s_outcomes[(int)outcome]);
+        if (_operations.Enabled)
+        {
+            _operations.Add(1, operationTag, outcomeTag);
+        }
+
+        if (startTimestamp != 0)
+        {
+            _duration.Record(Stopwatch.GetElapsedTime(startTimestamp).TotalSeconds, operationTag, outcomeTag);
+        }
+    }
+
+    public void Skipped(CacheOperation operation)
+    {
+        if (_operations.Enabled)
+        {
+            _operations.Add(1,
+                new KeyValuePair<string, object?>(OperationTag, s_operations[(int)operation]),
+                new KeyValuePair<string, object?>(OutcomeTag, s_outcomes[(int)CacheOutcome.Skipped]));
+        }
+    }
+
+    public void Transition(string transition)
+    {
+        if (_transitions.Enabled)
+        {
+            _transitions.Add(1, new KeyValuePair<string, object?>(TransitionTag, transition));
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_ownsMeter)
+        {
+            _meter.Dispose();
+        }
+    }
+}

@@ -1,0 +1,176 @@
+using System.Buffers;
+using Microsoft.Extensions.Caching.Distributed;
+using Resilient.Caching.Connection;
+
+namespace Resilient.Caching;
+
+/// <summary>
+/// The <see cref="IDistributedCache"/> that applications resolve: Microsoft's <c>RedisCache</c>, unchanged,
+/// behind the unavailable window. Redis transport and availability errors become misses (reads) and skipped
+/// writes; argument errors and the caller's cancellation still propagate.
+/// </summary>
+public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistributedCache, IDisposable
+{
+    private static readonly Func<byte[]?, CacheOutcome> s_valueOutcome = static value => value is null ? CacheOutcome.Miss : CacheOutcome.Hit;
+    private static readonly Func<bool, CacheOutcome> s_foundOutcome = static found => found ? CacheOutcome.Hit : CacheOutcome.Miss;
+    private static readonly Func<bool, CacheOutcome> s_writeOutcome = static _ => CacheOutcome.Write;
+
+    private readonly CacheGuard _guard;
+    private readonly IResettableConnection _connection;
+    private readonly Func<IBufferDistributedCache> _createInner;
+    private readonly bool _disposeInner;
+    private Generation _inner;
+
+    internal ResilientDistributedCache(CacheGuard guard, IResettableConnection connection, Func<IBufferDistributedCache> createInner, bool disposeInner)
+    {
+        _guard = guard;
+        _connection = connection;
+        _createInner = createInner;
+        _disposeInner = disposeInner;
+        _inner = new Generation(connection.Generation, createInner());
+    }
+
+    /// <summary>Gets the state of the unavailable window this cache uses.</summary>
+    public CacheAvailability Availability => _guard.Availability;
+
+    /// <summary>
+    /// The inner cache for the current connection generation. After a reset of the connection the stock cache
+    /// would keep its cached, dead connection, so a new one is built over the fresh multiplexer.
+    /// </summary>
+    private IBufferDistributedCache Inner
+    {
+        get
+        {
+            var inner = Volatile.Read(ref _inner);
+            var generation = _connection.Generation;
+            if (inner.Number == generation)
+            {
+                return inner.Cache;
+            }
+
+            var replacement = new Generation(generation, _createInner());
+            var winner = Interlocked.CompareExchange(ref _inner, replacement, inner);
+            return winner == inner ? replacement.Cache : winner.Cache;
+        }
+    }
+
+    /// <inheritdoc />
+    public byte[]? Get(string key)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        return _guard.Run(CacheOperation.Get, (this, key), static s => s.Item1.Inner.Get(s.key), s_valueOutcome, null);
+    }
+
+    /// <inheritdoc />
+    public Task<byte[]?> GetAsync(string key, CancellationToken token = default)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        return _guard.RunAsync(CacheOperation.Get, (this, key),
+            static (s, ct) => new ValueTask<byte[]?>(s.Item1.Inner.GetAsync(s.key, ct)), s_valueOutcome, null, token);
+    }
+
+    /// <inheritdoc />
+    public bool TryGet(string key, IBufferWriter<byte> destination)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        ArgumentNullException.ThrowIfNull(destination);
+        return _guard.Run(CacheOperation.Get, (this, key, destination), static s => s.Item1.Inner.TryGet(s.key, s.destination), s_foundOutcome, false);
+    }
+
+    /// <inheritdoc />
+    public ValueTask<bool> TryGetAsync(string key, IBufferWriter<byte> destination, CancellationToken token = default)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        ArgumentNullException.ThrowIfNull(destination);
+        return new ValueTask<bool>(_guard.RunAsync(CacheOperation.Get, (this, key, destination),
+            static (s, ct) => s.Item1.Inner.TryGetAsync(s.key, s.destination, ct), s_foundOutcome, false, token));
+    }
+
+    /// <inheritdoc />
+    public void Set(string key, byte[] value, DistributedCacheEntryOptions options)
+    {
+        ValidateSet(key, value, options);
+        _guard.Run(CacheOperation.Set, (this, key, value, options),
+            static s => { s.Item1.Inner.Set(s.key, s.value, s.options); return true; }, s_writeOutcome, false);
+    }
+
+    /// <inheritdoc />
+    public Task SetAsync(string key, byte[] value, DistributedCacheEntryOptions options, CancellationToken token = default)
+    {
+        ValidateSet(key, value, options);
+        return _guard.RunAsync(CacheOperation.Set, (this, key, value, options),
+            static (s, ct) => new ValueTask(s.Item1.Inner.SetAsync(s.key, s.value, s.options, ct)), token);
+    }
+
+    /// <inheritdoc />
+    public void Set(string key, ReadOnlySequence<byte> value, DistributedCacheEntryOptions options)
+    {
+        ValidateSet(key, value, options);
+        _guard.Run(CacheOperation.Set, (this, key, value, options),
+            static s => { s.Item1.Inner.Set(s.key, s.value, s.options); return true; }, s_writeOutcome, false);
+    }
+
+    /// <inheritdoc />
+    public ValueTask SetAsync(string key, ReadOnlySequence<byte> value, DistributedCacheEntryOptions options, CancellationToken token = default)
+    {
+        ValidateSet(key, value, options);
+        return new ValueTask(_guard.RunAsync(CacheOperation.Set, (this, key, value, options),
+            static (s, ct) => s.Item1.Inner.SetAsync(s.key, s.value, s.options, ct), token));
+    }
+
+    /// <inheritdoc />
+    public void Refresh(string key)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        _guard.Run(CacheOperation.Refresh, (this, key), static s => { s.Item1.Inner.Refresh(s.key); return true; }, s_writeOutcome, false);
+    }
+
+    /// <inheritdoc />
+    public Task RefreshAsync(string key, CancellationToken token = default)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        return _guard.RunAsync(CacheOperation.Refresh, (this, key), static (s, ct) => new ValueTask(s.Item1.Inner.RefreshAsync(s.key, ct)), token);
+    }
+
+    /// <inheritdoc />
+    public void Remove(string key)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        _guard.Run(CacheOperation.Remove, (this, key), static s => { s.Item1.Inner.Remove(s.key); return true; }, s_writeOutcome, false);
+    }
+
+    /// <inheritdoc />
+    public Task RemoveAsync(string key, CancellationToken token = default)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        return _guard.RunAsync(CacheOperation.Remove, (this, key), static (s, ct) => new ValueTask(s.Item1.Inner.RemoveAsync(s.key, ct)), token);
+    }
+
+    /// <summary>Disposes the inner cache when the connection is the application's (as the stock provider would).</summary>
+    public void Dispose()
+    {
+        if (_disposeInner && Volatile.Read(ref _inner).Cache is IDisposable disposable)
+        {
+            disposable.Dispose();
+        }
+    }
+
+    // Argument errors are the caller's bugs: they surface even while Redis is skipped, exactly as the stock
+    // provider reports them.
+    private void ValidateSet<T>(string key, T value, DistributedCacheEntryOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        if (value is null)
+        {
+            throw new ArgumentNullException(nameof(value));
+        }
+
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.AbsoluteExpiration is { } absolute && absolute <= _guard.TimeProvider.GetUtcNow())
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), absolute, "The absolute expiration value must be in the future.");
+        }
+    }
+
+    private sealed record Generation(int Number, IBufferDistributedCache Cache);
+}

@@ -1,0 +1,69 @@
+using Microsoft.Extensions.Caching.StackExchangeRedis;
+
+namespace Resilient.Caching;
+
+/// <summary>
+/// Settings of the resilient Redis cache. Derives from <see cref="RedisCacheOptions"/>, so
+/// <see cref="RedisCacheOptions.Configuration"/>, <see cref="RedisCacheOptions.ConfigurationOptions"/>,
+/// <see cref="RedisCacheOptions.InstanceName"/> and <see cref="RedisCacheOptions.ConnectionMultiplexerFactory"/>
+/// keep their meaning.
+/// </summary>
+/// <remarks>
+/// Precedence, lowest first: the defaults below, the configuration section, the code delegate, and the flat
+/// environment variables named on each property (so operators can tune production without a code change).
+/// </remarks>
+public class ResilientRedisCacheOptions : RedisCacheOptions
+{
+    /// <summary>The default of <see cref="ConnectTimeout"/>, <see cref="OperationTimeout"/>.</summary>
+    internal static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(5);
+
+    /// <summary>The default of <see cref="UnavailableWindow"/>.</summary>
+    internal static readonly TimeSpan DefaultUnavailableWindow = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Gets or sets whether every Redis socket gets SO_KEEPALIVE with the <see cref="TcpKeepAlive"/> timings
+    /// (and, on Linux, TCP_USER_TIMEOUT), so that idle pooled connections are neither dropped by stateful
+    /// firewalls nor left silently dead.
+    /// </summary>
+    /// <value>The default value is <see langword="true"/>. Environment variable: <c>REDIS_CACHE_SOCKET_KEEPALIVE</c>.</value>
+    public bool SocketKeepAlive { get; set; } = true;
+
+    /// <summary>Gets the TCP keepalive timings applied to every Redis socket when <see cref="SocketKeepAlive"/> is on.</summary>
+    public TcpKeepAliveOptions TcpKeepAlive { get; } = new();
+
+    /// <summary>Gets or sets how long establishing a connection to Redis may take.</summary>
+    /// <value>The default value is 5 seconds. Environment variable: <c>REDIS_CACHE_SOCKET_CONNECT_TIMEOUT</c> (seconds).</value>
+    public TimeSpan ConnectTimeout { get; set; } = DefaultTimeout;
+
+    /// <summary>Gets or sets how long one Redis command (synchronous or asynchronous) may take.</summary>
+    /// <value>The default value is 5 seconds. Environment variable: <c>REDIS_CACHE_SOCKET_TIMEOUT</c> (seconds).</value>
+    public TimeSpan OperationTimeout { get; set; } = DefaultTimeout;
+
+    /// <summary>
+    /// Gets or sets how long the cache leaves Redis alone after a transport or availability error. Inside the
+    /// window reads are misses and writes are skipped at once; when it elapses one caller probes Redis.
+    /// </summary>
+    /// <value>The default value is 30 seconds. Environment variable: <c>REDIS_CACHE_UNAVAILABLE_WINDOW</c> (seconds).</value>
+    public TimeSpan UnavailableWindow { get; set; } = DefaultUnavailableWindow;
+
+    /// <summary>
+    /// Gets or sets whether Redis transport and availability errors are swallowed (a read becomes a miss, a
+    /// write is skipped). When <see langword="false"/> they propagate, and calls inside the unavailable window
+    /// throw <see cref="CacheUnavailableException"/> at once.
+    /// </summary>
+    /// <value>The default value is <see langword="true"/>. Environment variable: <c>REDIS_CACHE_IGNORE_EXCEPTIONS</c>.</value>
+    public bool IgnoreExceptions { get; set; } = true;
+
+    /// <summary>
+    /// Gets or sets whether swallowed exceptions are written to the log with their details. The opening and
+    /// closing of the unavailable window are logged either way.
+    /// </summary>
+    /// <value>The default value is <see langword="true"/>. Environment variable: <c>REDIS_CACHE_LOG_IGNORED_EXCEPTIONS</c>.</value>
+    public bool LogIgnoredExceptions { get; set; } = true;
+
+    /// <summary>Where each setting got its value (setting path → source), for error messages.</summary>
+    internal Dictionary<string, string> Sources { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Values that could not be parsed at all, reported together at start-up.</summary>
+    internal List<string> ParseErrors { get; } = [];
+}

@@ -1,0 +1,94 @@
+using System.Diagnostics.Metrics;
+using System.Text;
+using Microsoft.Extensions.Caching.Distributed;
+using Microsoft.Extensions.Caching.StackExchangeRedis;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Resilient.Caching.Configuration;
+using Resilient.Caching.Connection;
+using Resilient.Caching.Diagnostics;
+
+namespace Resilient.Caching;
+
+/// <summary>
+/// What one registration shares between its consumers (the distributed cache, the output-cache store, the
+/// health check): the settings, the connection, the window, the meter and the guard. One outage is detected
+/// once, logged once and skipped everywhere.
+/// </summary>
+internal sealed class ResilientRedisCacheServices : IDisposable
+{
+    public ResilientRedisCacheServices(IServiceProvider services)
+    {
+        Options = services.GetRequiredService<IOptions<ResilientRedisCacheOptions>>().Value;
+        TimeProvider = services.GetService<TimeProvider>() ?? TimeProvider.System;
+        LoggerFactory = services.GetService<ILoggerFactory>() ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance;
+        Logger = LoggerFactory.CreateLogger<ResilientDistributedCache>();
+        Connection = new RedisConnection(Options, Logger);
+        Availability = new CacheAvailability(TimeProvider, Options.UnavailableWindow);
+        Metrics = new ResilientCacheMetrics(services.GetService<IMeterFactory>(), Availability);
+        Guard = new CacheGuard(Availability, Connection, Metrics, Logger, Options.IgnoreExceptions, Options.LogIgnoredExceptions);
+    }
+
+    public ResilientRedisCacheOptions Options { get; }
+
+    public TimeProvider TimeProvider { get; }
+
+    public ILoggerFactory LoggerFactory { get; }
+
+    public ILogger Logger { get; }
+
+    public RedisConnection Connection { get; }
+
+    public CacheAvailability Availability { get; }
+
+    public ResilientCacheMetrics Metrics { get; }
+
+    public CacheGuard Guard { get; }
+
+    /// <summary>
+    /// The stock options for an inner stock component: our connection factory, the user's instance name and
+    /// profiler. The inner component never builds a connection of its own.
+    /// </summary>
+    public RedisCacheOptions CreateInnerOptions() => new()
+    {
+        InstanceName = Options.InstanceName,
+        ProfilingSession = Options.ProfilingSession,
+        ConnectionMultiplexerFactory = Connection.GetMultiplexerAsync,
+    };
+
+    public ResilientDistributedCache CreateDistributedCache()
+    {
+        return new ResilientDistributedCache(
+            Guard,
+            Connection,
+            () => new RedisCache(Microsoft.Extensions.Options.Options.Create(CreateInnerOptions())),
+            disposeInner: !Connection.IsOwned);
+    }
+
+    /// <summary>Logs the effective settings once, with every password left out, and starts connecting.</summary>
+    public void ReportAndWarm()
+    {
+        var text = new StringBuilder();
+        text.Append("Redis=").Append(Connection.IsOwned ? Connection.RedactedConfiguration : "(application's ConnectionMultiplexerFactory)");
+        foreach (var setting in Setting.All)
+        {
+            text.Append("; ").Append(setting.Name).Append('=').Append(Setting.Format(setting.Get(Options)))
+                .Append(" (").Append(ResilientRedisCacheOptionsValidator.SourceOf(Options, setting)).Append(')');
+        }
+
+        Log.SettingsInForce(Logger, text.ToString());
+        if (!Connection.IsOwned)
+        {
+            Log.SettingsNotApplied(Logger);
+        }
+
+        Connection.Warm();
+    }
+
+    public void Dispose()
+    {
+        Connection.Dispose();
+        Metrics.Dispose();
+    }
+}

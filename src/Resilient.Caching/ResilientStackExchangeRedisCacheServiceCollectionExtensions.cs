@@ -1,0 +1,70 @@
+using Microsoft.Extensions.Caching.Distributed;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+using Resilient.Caching;
+using Resilient.Caching.Configuration;
+
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>Registers the resilient Redis <see cref="IDistributedCache"/>: the drop-in replacement of <c>AddStackExchangeRedisCache</c>.</summary>
+public static class ResilientStackExchangeRedisCacheServiceCollectionExtensions
+{
+    /// <summary>
+    /// Adds the resilient Redis distributed cache, configured in code. Flat environment variables
+    /// (<c>TCP_KEEPALIVE_IDLE</c>, <c>REDIS_CACHE_SOCKET_TIMEOUT</c>, …) override what the delegate sets.
+    /// </summary>
+    /// <param name="services">The service collection.</param>
+    /// <param name="setupAction">Configures the settings, as for <c>AddStackExchangeRedisCache</c>.</param>
+    /// <returns>The <paramref name="services"/>, for chaining.</returns>
+    public static IServiceCollection AddResilientStackExchangeRedisCache(this IServiceCollection services, Action<ResilientRedisCacheOptions> setupAction)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(setupAction);
+
+        services.AddSingleton<IConfigureOptions<ResilientRedisCacheOptions>>(new ResilientRedisCacheOptionsSetup.FromDelegate(setupAction));
+        return services.AddResilientRedisCacheCore();
+    }
+
+    /// <summary>
+    /// Adds the resilient Redis distributed cache, bound from a configuration section (e.g. <c>"Redis"</c> in
+    /// appsettings.json), then the optional delegate, then the flat environment variables.
+    /// </summary>
+    /// <param name="services">The service collection.</param>
+    /// <param name="configuration">The configuration section holding <c>Configuration</c>, <c>InstanceName</c> and the settings.</param>
+    /// <param name="setupAction">Optional code configuration, applied after the section.</param>
+    /// <returns>The <paramref name="services"/>, for chaining.</returns>
+    public static IServiceCollection AddResilientStackExchangeRedisCache(
+        this IServiceCollection services, IConfiguration configuration, Action<ResilientRedisCacheOptions>? setupAction = null)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(configuration);
+
+        services.AddSingleton<IConfigureOptions<ResilientRedisCacheOptions>>(new ResilientRedisCacheOptionsSetup.FromSection(configuration));
+        if (setupAction is not null)
+        {
+            services.AddSingleton<IConfigureOptions<ResilientRedisCacheOptions>>(new ResilientRedisCacheOptionsSetup.FromDelegate(setupAction));
+        }
+
+        return services.AddResilientRedisCacheCore();
+    }
+
+    /// <summary>The shared pieces, registered once however many consumers (cache, output cache, health) ask.</summary>
+    internal static IServiceCollection AddResilientRedisCacheCore(this IServiceCollection services)
+    {
+        services.AddOptions<ResilientRedisCacheOptions>().ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<ResilientRedisCacheOptions>, ResilientRedisCacheOptionsSetup.FromEnvironment>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ResilientRedisCacheOptions>, ResilientRedisCacheOptionsValidator>());
+        services.TryAddSingleton(EnvironmentVariables.Process);
+        services.TryAddSingleton(static sp => new ResilientRedisCacheServices(sp));
+        services.TryAddSingleton(static sp => sp.GetRequiredService<ResilientRedisCacheServices>().Availability);
+        services.TryAddSingleton(static sp => sp.GetRequiredService<ResilientRedisCacheServices>().CreateDistributedCache());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, ResilientRedisCacheStartup>());
+
+        // Replace any earlier IDistributedCache (AddDistributedMemoryCache, AddStackExchangeRedisCache) as the stock extension does.
+        services.RemoveAll<IDistributedCache>();
+        services.AddSingleton<IDistributedCache>(static sp => sp.GetRequiredService<ResilientDistributedCache>());
+        return services;
+    }
+}
