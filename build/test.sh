@@ -21,5 +21,5 @@ fi
 # The tests start their own redis-server processes on free loopback ports; no Redis needs to be running.
 dotnet restore Resilient.Caching.sln
 dotnet build Resilient.Caching.sln --no-restore -c Release
-dotnet test test/Resilient.Caching.Tests --no-build -c Release --logger "console;verbosity=normal" "$@"
-dotnet test test/Resilient.Caching.IntegrationTests --no-build -c Release --logger "console;verbosity=normal" "$@"
+# Microsoft.Testing.Platform (global.json); extra arguments go to both runs, e.g. --filter-class "*Keepalive*".
+dotnet test --solution Resilient.Caching.sln --no-build -c Release "$@"
