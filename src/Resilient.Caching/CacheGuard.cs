@@ -182,7 +182,7 @@ internal sealed class CacheGuard
         }
 
         var kind = RedisErrorClassifier.Classify(exception);
-        if (kind == RedisErrorKind.None)
+        if (kind == RedisFailureKind.None)
         {
             if (attempt.IsProbe)
             {
@@ -208,10 +208,10 @@ internal sealed class CacheGuard
         };
     }
 
-    private void RecordFailure(CacheOperation operation, bool isProbe, Exception exception, RedisErrorKind kind)
+    private void RecordFailure(CacheOperation operation, bool isProbe, Exception exception, RedisFailureKind kind)
     {
         var transition = _availability.RecordFailure(exception, isProbe);
-        if (kind == RedisErrorKind.Transport && transition != CacheAvailability.Transition.AlreadyOpen && exception is not RedisConnectPendingException)
+        if (kind == RedisFailureKind.Transport && transition != CacheAvailability.Transition.AlreadyOpen && exception is not RedisConnectPendingException)
         {
             // The socket may be silently dead while the multiplexer still believes it is connected (its own
             // heartbeat needs tens of seconds, and nothing is sent during the window): probe on a fresh one.
@@ -225,7 +225,7 @@ internal sealed class CacheGuard
         {
             case CacheAvailability.Transition.Opened:
                 _metrics.Transition("opened");
-                if (kind == RedisErrorKind.Authentication)
+                if (kind == RedisFailureKind.Authentication)
                 {
                     Log.AuthenticationFailed(_logger, logged, operationName, reason, _windowSeconds);
                 }
@@ -237,7 +237,7 @@ internal sealed class CacheGuard
                 break;
             case CacheAvailability.Transition.Reopened:
                 _metrics.Transition("reopened");
-                if (kind == RedisErrorKind.Authentication)
+                if (kind == RedisFailureKind.Authentication)
                 {
                     Log.AuthenticationFailed(_logger, logged, operationName, reason, _windowSeconds);
                 }
@@ -270,7 +270,7 @@ internal sealed class CacheGuard
                 }
 
                 var kind = RedisErrorClassifier.Classify(exception);
-                if (kind != RedisErrorKind.None)
+                if (kind != RedisFailureKind.None)
                 {
                     guard.RecordFailure(operation, isProbe: false, exception, kind);
                 }
