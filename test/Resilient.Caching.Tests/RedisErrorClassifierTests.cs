@@ -1,0 +1,36 @@
+using System.Net.Sockets;
+using StackExchange.Redis;
+
+namespace Resilient.Caching.Tests;
+
+public sealed class RedisErrorClassifierTests
+{
+    public static TheoryData<Exception, string> Cases => new()
+    {
+        { new RedisConnectionException(ConnectionFailureType.SocketFailure, CommandFlags.None, "x", null, CommandStatus.Sent), nameof(RedisFailureKind.Transport) },
+        { new RedisConnectionException(ConnectionFailureType.AuthenticationFailure, CommandFlags.None, "x", null, CommandStatus.Sent), nameof(RedisFailureKind.Authentication) },
+        { new RedisTimeoutException(CommandFlags.None, "Timeout performing HGET", CommandStatus.Sent), nameof(RedisFailureKind.Transport) },
+        { new TimeoutException(), nameof(RedisFailureKind.Transport) },
+        { new SocketException((int)SocketError.ConnectionReset), nameof(RedisFailureKind.Transport) },
+        { new IOException("broken pipe"), nameof(RedisFailureKind.Transport) },
+        { new ObjectDisposedException("ConnectionMultiplexer"), nameof(RedisFailureKind.Transport) },
+        { new AggregateException(new TimeoutException(), new IOException()), nameof(RedisFailureKind.Transport) },
+        { new AggregateException(new TimeoutException(), new InvalidOperationException()), nameof(RedisFailureKind.None) },
+        { new RedisServerException(RedisErrorKind.Loading, CommandFlags.None, "LOADING Redis is loading the dataset in memory"), nameof(RedisFailureKind.ServerUnavailable) },
+        { new RedisServerException(RedisErrorKind.Unknown, CommandFlags.None, "READONLY You can't write against a read only replica."), nameof(RedisFailureKind.ServerUnavailable) },
+        { new RedisServerException(RedisErrorKind.Unknown, CommandFlags.None, "MASTERDOWN Link with MASTER is down"), nameof(RedisFailureKind.ServerUnavailable) },
+        { new RedisServerException(RedisErrorKind.Unknown, CommandFlags.None, "TRYAGAIN Multiple keys request during rehashing of slot"), nameof(RedisFailureKind.ServerUnavailable) },
+        { new RedisServerException(RedisErrorKind.Unknown, CommandFlags.None, "CLUSTERDOWN The cluster is down"), nameof(RedisFailureKind.ServerUnavailable) },
+        { new RedisServerException(RedisErrorKind.Unknown, CommandFlags.None, "EXECABORT Transaction discarded because of: OOM command not allowed"), nameof(RedisFailureKind.ServerUnavailable) },
+        { new RedisServerException(RedisErrorKind.Unknown, CommandFlags.None, "WRONGPASS invalid username-password pair"), nameof(RedisFailureKind.Authentication) },
+        { new RedisServerException(RedisErrorKind.Unknown, CommandFlags.None, "BUSYKEY Target key name already exists."), nameof(RedisFailureKind.None) },
+        { new RedisServerException(RedisErrorKind.WrongType, CommandFlags.None, "WRONGTYPE Operation against a key holding the wrong kind of value"), nameof(RedisFailureKind.None) },
+        { new RedisCommandException("Command cannot be issued to a replica"), nameof(RedisFailureKind.None) },
+        { new ArgumentNullException("key"), nameof(RedisFailureKind.None) },
+        { new OperationCanceledException(), nameof(RedisFailureKind.None) },
+    };
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Classify(Exception exception, string expected) => Assert.Equal(expected, RedisErrorClassifier.Classify(exception).ToString());
+}
