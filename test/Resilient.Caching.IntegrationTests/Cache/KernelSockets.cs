@@ -1,0 +1,57 @@
+using System.Globalization;
+using System.Net;
+
+namespace Resilient.Caching.IntegrationTests.Cache;
+
+/// <summary>
+/// Reads the kernel's view of TCP sockets (/proc/net/tcp and tcp6): which timer is armed on each socket and when
+/// it fires. A keepalive timer is <c>tr</c> = 2; <c>tm-&gt;when</c> is in clock ticks (USER_HZ = 100 per second).
+/// </summary>
+internal static class KernelSockets
+{
+    private const int Established = 0x01;
+    private const double TicksPerSecond = 100;
+
+    public static IReadOnlyList<TcpSocket> ClientSocketsTo(int remotePort) =>
+        [.. Read("/proc/net/tcp").Concat(Read("/proc/net/tcp6")).Where(s => s.State == Established && s.Remote.Port == remotePort)];
+
+    private static IEnumerable<TcpSocket> Read(string path)
+    {
+        if (!File.Exists(path))
+        {
+            yield break;
+        }
+
+        foreach (var line in File.ReadLines(path).Skip(1))
+        {
+            // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode ...
+            var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            var timer = fields[5].Split(':');
+            yield return new TcpSocket(
+                ParseEndPoint(fields[1]),
+                ParseEndPoint(fields[2]),
+                int.Parse(fields[3], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
+                int.Parse(timer[0], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
+                TimeSpan.FromSeconds(long.Parse(timer[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture) / TicksPerSecond));
+        }
+    }
+
+    private static IPEndPoint ParseEndPoint(string text)
+    {
+        var parts = text.Split(':');
+        var bytes = Convert.FromHexString(parts[0]);
+
+        // The kernel prints each 32-bit word of the address in host (little-endian) order.
+        for (var word = 0; word < bytes.Length; word += 4)
+        {
+            Array.Reverse(bytes, word, 4);
+        }
+
+        return new IPEndPoint(new IPAddress(bytes), int.Parse(parts[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture));
+    }
+
+    internal sealed record TcpSocket(IPEndPoint Local, IPEndPoint Remote, int State, int Timer, TimeSpan TimerExpiresIn)
+    {
+        public bool KeepAliveArmed => Timer == 2;
+    }
+}
