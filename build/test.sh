@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test on a fresh machine: installs redis-server (and iptables, for the firewall fault tests) when
-# missing and running as root, then restores, builds and runs the unit and integration tests.
+# Runs every test on a fresh machine: installs redis-server, iptables and iproute2 (the firewall fault tests) and
+# chromium (the browser test of the demo) when missing and running as root, then restores, builds and runs the
+# unit and integration tests. Tests whose tool is missing skip with the reason.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,6 +9,7 @@ need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v iptables >/dev/null 2>&1 || need+=(iptables)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "Installing ${need[*]} with apt-get"

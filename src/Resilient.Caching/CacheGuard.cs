@@ -291,6 +291,7 @@ internal sealed class CacheGuard
         CacheOperation.Set => "Set",
         CacheOperation.Refresh => "Refresh",
         CacheOperation.Remove => "Remove",
+        CacheOperation.Ping => "Ping",
         _ => "EvictByTag",
     };
 

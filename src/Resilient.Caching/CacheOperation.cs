@@ -8,6 +8,9 @@ internal enum CacheOperation
     Refresh,
     Remove,
     EvictByTag,
+
+    /// <summary>The health check's PING: outcome <c>hit</c> when Redis answered.</summary>
+    Ping,
 }
 
 /// <summary>How an operation ended, as counted in metrics.</summary>

@@ -18,7 +18,7 @@ internal sealed class ResilientCacheMetrics : IDisposable
     public const string OutcomeTag = "resilient_caching.outcome";
     public const string TransitionTag = "resilient_caching.window.transition";
 
-    private static readonly string[] s_operations = ["get", "set", "refresh", "remove", "evict_by_tag"];
+    private static readonly string[] s_operations = ["get", "set", "refresh", "remove", "evict_by_tag", "ping"];
     private static readonly string[] s_outcomes = ["hit", "miss", "write", "skipped", "error"];
 
     private readonly Meter _meter;

@@ -1,0 +1,115 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+
+namespace Resilient.Caching.Diagnostics;
+
+/// <summary>
+/// Healthy while Redis answers a PING; Degraded, never Unhealthy, while the unavailable window is open: the
+/// application still serves, only without its cache. The PING goes through the window like any cache operation,
+/// so a check inside the window costs nothing, a failing PING opens the window for every consumer, and a check
+/// after the window has elapsed may be the probe that closes it (recovery is noticed without user traffic).
+/// </summary>
+internal sealed partial class ResilientRedisCacheHealthCheck(ResilientRedisCacheServices services) : IHealthCheck
+{
+    internal const string RetryAfterKey = "retry_after_seconds";
+    internal const string OutageKey = "outage_seconds";
+    internal const string SkippedKey = "skipped_operations";
+    internal const string LastErrorKey = "last_error";
+    internal const string OutagesKey = "outages";
+    internal const string PingKey = "ping_ms";
+
+    private static readonly Func<bool, CacheOutcome> s_pingOutcome = static _ => CacheOutcome.Hit;
+
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        var timeProvider = services.TimeProvider;
+        var started = timeProvider.GetTimestamp();
+        var answered = false;
+        Exception? error = null;
+        try
+        {
+            answered = await services.Guard.RunAsync(CacheOperation.Ping, services, static (s, _) => PingAsync(s), s_pingOutcome, false, cancellationToken)
+                .ConfigureAwait(false);
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            // IgnoreExceptions=false (CacheUnavailableException, or the Redis error itself), or an error that says
+            // nothing about availability (e.g. NOPERM): still only Degraded.
+            error = exception;
+        }
+
+        var availability = services.Availability;
+        if (answered)
+        {
+            var elapsed = timeProvider.GetElapsedTime(started).TotalMilliseconds;
+            return HealthCheckResult.Healthy(
+                string.Create(CultureInfo.InvariantCulture, $"Redis answered PING in {elapsed:0.#} ms."),
+                new Dictionary<string, object>
+                {
+                    [PingKey] = Math.Round(elapsed, 1),
+                    [OutagesKey] = availability.Outages,
+                });
+        }
+
+        var lastError = error is CacheUnavailableException or null ? availability.LastError ?? error : error;
+        var data = new Dictionary<string, object>
+        {
+            [RetryAfterKey] = Math.Round(availability.RetryAfter.TotalSeconds, 1),
+            [OutageKey] = Math.Round(availability.OutageDuration.TotalSeconds, 1),
+            [SkippedKey] = availability.SkippedOperations,
+            [OutagesKey] = availability.Outages,
+        };
+        if (lastError is not null)
+        {
+            data[LastErrorKey] = Describe(lastError);
+        }
+
+        var description = availability.IsAvailable
+            ? $"The PING to Redis failed: {(lastError is null ? "no reply" : Describe(lastError))}"
+            : string.Create(CultureInfo.InvariantCulture,
+                $"Redis is unavailable; the cache skips it and tries again in {availability.RetryAfter.TotalSeconds:0.#} s.");
+        return HealthCheckResult.Degraded(description, data: data);
+    }
+
+    /// <summary>"Type: first line of the message", with anything that looks like a password masked.</summary>
+    internal static string Describe(Exception exception)
+    {
+        var message = exception.Message;
+        var newline = message.IndexOfAny(['\r', '\n']);
+        if (newline >= 0)
+        {
+            message = message[..newline];
+        }
+
+        if (message.Length > 240)
+        {
+            message = message[..240] + "…";
+        }
+
+        return $"{exception.GetType().Name}: {PasswordPattern().Replace(message, "$1=***")}";
+    }
+
+    private static async ValueTask<bool> PingAsync(ResilientRedisCacheServices s)
+    {
+        // As long as any cache operation may take: the connection waits at most the operation timeout (and a
+        // connect still under way is kept, not reset), then the PING gets the operation timeout of its own. A PING
+        // that misses it is a timeout like any other: the socket may be silently dead, the window opens.
+        var multiplexer = await s.Connection.GetMultiplexerAsync().ConfigureAwait(false);
+        var ping = multiplexer.GetDatabase().PingAsync();
+        try
+        {
+            await ping.WaitAsync(s.Options.OperationTimeout, s.TimeProvider).ConfigureAwait(false);
+        }
+        catch (TimeoutException) when (!ping.IsCompleted)
+        {
+            _ = ping.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+            throw;
+        }
+
+        return true;
+    }
+
+    [GeneratedRegex(@"\b(password|pwd|pass)\s*=\s*[^,;\s]*", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    private static partial Regex PasswordPattern();
+}

@@ -1,0 +1,216 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using Microsoft.AspNetCore.OutputCaching;
+using Microsoft.AspNetCore.OutputCaching.StackExchangeRedis;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Resilient.Caching.Connection;
+using StackExchange.Redis;
+
+namespace Resilient.Caching.OutputCaching;
+
+/// <summary>
+/// The <see cref="IOutputCacheStore"/> that output caching resolves: Microsoft's Redis store, unchanged, behind the
+/// same unavailable window and on the same connection as the distributed cache. Reads that fail or are skipped are
+/// misses (the page is produced afresh), writes and tag evictions are skipped.
+/// </summary>
+internal sealed class ResilientOutputCacheStore : IOutputCacheStore, IOutputCacheBufferStore, IDisposable
+{
+    private static readonly Func<byte[]?, CacheOutcome> s_valueOutcome = static value => value is null ? CacheOutcome.Miss : CacheOutcome.Hit;
+    private static readonly Func<bool, CacheOutcome> s_foundOutcome = static found => found ? CacheOutcome.Hit : CacheOutcome.Miss;
+    private static readonly Func<bool, CacheOutcome> s_writeOutcome = static _ => CacheOutcome.Write;
+
+    private readonly CacheGuard _guard;
+    private readonly IResettableConnection _connection;
+    private readonly Func<int, Generation> _createInner;
+    private Generation _inner;
+    private bool _disposed;
+
+    internal ResilientOutputCacheStore(CacheGuard guard, IResettableConnection connection, Func<int, Generation> createInner)
+    {
+        _guard = guard;
+        _connection = connection;
+        _createInner = createInner;
+        _inner = createInner(connection.Generation);
+    }
+
+    /// <summary>
+    /// The stock store for the current connection generation. It keeps the first multiplexer it gets for good, so
+    /// after a reset a new one is built over the fresh multiplexer, and the old one is disposed: that stops its
+    /// garbage-collection loop, and closes only the multiplexer of its own generation, which the reset already
+    /// dropped (see <see cref="ConnectForGeneration"/>).
+    /// </summary>
+    private Generation Inner
+    {
+        get
+        {
+            var inner = Volatile.Read(ref _inner);
+            var generation = _connection.Generation;
+            if (inner.Number == generation)
+            {
+                return inner;
+            }
+
+            var replacement = _createInner(generation);
+            var winner = Interlocked.CompareExchange(ref _inner, replacement, inner);
+            if (winner != inner)
+            {
+                replacement.Dispose();
+                return winner;
+            }
+
+            inner.Dispose();
+            return replacement;
+        }
+    }
+
+    /// <summary>Creates the store over the shared connection, window and guard of a registration.</summary>
+    public static ResilientOutputCacheStore Create(ResilientRedisCacheServices services, Action<RedisOutputCacheOptions>? setupAction)
+    {
+        // The user's delegate runs once: it may choose the key prefix and the profiler, not a connection of its own.
+        var template = new RedisOutputCacheOptions
+        {
+            InstanceName = services.Options.InstanceName,
+            ProfilingSession = services.Options.ProfilingSession,
+        };
+        setupAction?.Invoke(template);
+        if (template.Configuration is not null || template.ConfigurationOptions is not null || template.ConnectionMultiplexerFactory is not null)
+        {
+            throw new InvalidOperationException(
+                "AddResilientStackExchangeRedisOutputCache shares the connection of AddResilientStackExchangeRedisCache: set Configuration, "
+                + "ConfigurationOptions or ConnectionMultiplexerFactory there, not in the output-cache options.");
+        }
+
+        return new ResilientOutputCacheStore(services.Guard, services.Connection, generation => CreateStock(services, template, generation));
+    }
+
+    /// <inheritdoc />
+    public ValueTask<byte[]?> GetAsync(string key, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        return new ValueTask<byte[]?>(_guard.RunAsync(CacheOperation.Get, (this, key),
+            static (s, ct) => s.Item1.Inner.Store.GetAsync(s.key, ct), s_valueOutcome, null, cancellationToken));
+    }
+
+    /// <inheritdoc />
+    public ValueTask<bool> TryGetAsync(string key, PipeWriter destination, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        ArgumentNullException.ThrowIfNull(destination);
+        return new ValueTask<bool>(_guard.RunAsync(CacheOperation.Get, (this, key, destination),
+            static (s, ct) => s.Item1.Inner.BufferStore.TryGetAsync(s.key, s.destination, ct), s_foundOutcome, false, cancellationToken));
+    }
+
+    /// <inheritdoc />
+    public ValueTask SetAsync(string key, byte[] value, string[]? tags, TimeSpan validFor, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        ArgumentNullException.ThrowIfNull(value);
+        return new ValueTask(_guard.RunAsync(CacheOperation.Set, (this, key, value, tags, validFor),
+            static (s, ct) => s.Item1.Inner.Store.SetAsync(s.key, s.value, s.tags, s.validFor, ct), cancellationToken));
+    }
+
+    /// <inheritdoc />
+    public ValueTask SetAsync(string key, ReadOnlySequence<byte> value, ReadOnlyMemory<string> tags, TimeSpan validFor, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        return new ValueTask(_guard.RunAsync(CacheOperation.Set, (this, key, value, tags, validFor),
+            static (s, ct) => s.Item1.Inner.BufferStore.SetAsync(s.key, s.value, s.tags, s.validFor, ct), cancellationToken));
+    }
+
+    /// <inheritdoc />
+    public async ValueTask EvictByTagAsync(string tag, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(tag);
+
+        // False when the window skipped the call or a Redis error was swallowed: either way entries with this tag
+        // stay in Redis, and whoever evicted them should hear about it.
+        var evicted = await _guard.RunAsync(CacheOperation.EvictByTag, (this, tag),
+            static async (s, ct) =>
+            {
+                await s.Item1.Inner.Store.EvictByTagAsync(s.tag, ct).ConfigureAwait(false);
+                return true;
+            },
+            s_writeOutcome, false, cancellationToken).ConfigureAwait(false);
+        if (!evicted)
+        {
+            Log.TagEvictionSkipped(_guard.Logger, tag);
+        }
+    }
+
+    /// <summary>Disposes the stock store (which closes the multiplexer it holds) and stops its garbage-collection loop.</summary>
+    public void Dispose()
+    {
+        if (!_disposed)
+        {
+            _disposed = true;
+            Volatile.Read(ref _inner).Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Builds Microsoft's store with public API only (its type is internal): a private container with
+    /// <c>AddStackExchangeRedisOutputCache</c>, the application's logger factory and our connection.
+    /// </summary>
+    private static Generation CreateStock(ResilientRedisCacheServices services, RedisOutputCacheOptions template, int generation)
+    {
+        var collection = new ServiceCollection();
+        collection.AddSingleton(services.LoggerFactory);
+        collection.AddSingleton(typeof(ILogger<>), typeof(Logger<>));
+        collection.AddStackExchangeRedisOutputCache(options =>
+        {
+            options.InstanceName = template.InstanceName;
+            options.ProfilingSession = template.ProfilingSession;
+            options.ConnectionMultiplexerFactory = () => ConnectForGeneration(services.Connection, generation);
+        });
+
+        var provider = collection.BuildServiceProvider();
+        try
+        {
+            return new Generation(generation, provider.GetRequiredService<IOutputCacheStore>(), provider);
+        }
+        catch
+        {
+            provider.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// The connection factory of one generation's store: it never hands out a newer generation's multiplexer, so
+    /// that disposing the old store (which closes the multiplexer it holds) cannot close the one in use.
+    /// </summary>
+    private static Task<IConnectionMultiplexer> ConnectForGeneration(RedisConnection connection, int generation)
+    {
+        var connecting = connection.GetMultiplexerAsync();
+
+        // The generation moves on (under the connection's lock) before the next multiplexer exists: read after the
+        // multiplexer, an unchanged generation proves the multiplexer is this generation's.
+        return connection.Generation == generation
+            ? connecting
+            : Task.FromException<IConnectionMultiplexer>(new RedisConnectPendingException(
+                "The Redis connection was reset while this output-cache call waited for it; the next call uses the new connection."));
+    }
+
+    /// <summary>One generation's stock store and the private container that owns it.</summary>
+    internal sealed class Generation : IDisposable
+    {
+        private readonly IDisposable? _owner;
+
+        public Generation(int number, IOutputCacheStore store, IDisposable? owner)
+        {
+            Number = number;
+            Store = store;
+            BufferStore = store as IOutputCacheBufferStore ?? throw new ArgumentException("The inner store must implement IOutputCacheBufferStore.", nameof(store));
+            _owner = owner;
+        }
+
+        public int Number { get; }
+
+        public IOutputCacheStore Store { get; }
+
+        public IOutputCacheBufferStore BufferStore { get; }
+
+        public void Dispose() => _owner?.Dispose();
+    }
+}

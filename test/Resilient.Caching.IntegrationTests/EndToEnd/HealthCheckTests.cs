@@ -1,0 +1,117 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Diagnostics.Metrics.Testing;
+using Resilient.Caching.Configuration;
+using Resilient.Caching.Diagnostics;
+using Resilient.Caching.IntegrationTests.Infrastructure;
+using Xunit;
+
+namespace Resilient.Caching.IntegrationTests.EndToEnd;
+
+/// <summary>The health check against a real Redis: its PING goes through the window and is bounded by the operation timeout.</summary>
+public sealed class HealthCheckTests
+{
+    private static readonly TimeSpan OperationTimeout = TimeSpan.FromMilliseconds(500);
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task Hung_redis_is_Degraded_within_the_operation_timeout_then_the_window_answers_without_calling_redis()
+    {
+        await using var redis = await RedisServer.StartNewAsync(cancellationToken: Ct);
+        await using var services = Build(redis.ConnectionString, window: TimeSpan.FromSeconds(30));
+        var health = services.GetRequiredService<HealthCheckService>();
+        using var operations = new MetricCollector<long>(services.GetRequiredService<IMeterFactory>(), ResilientCacheMetrics.MeterName, ResilientCacheMetrics.OperationsName);
+        await DemoHost.WaitForConnectionAsync(services);
+
+        var healthy = Assert.Single((await health.CheckHealthAsync(Ct)).Entries).Value;
+        Assert.Equal(HealthStatus.Healthy, healthy.Status);
+        Assert.True(healthy.Data.ContainsKey("ping_ms"));
+        Assert.Equal("ping", operations.LastMeasurement!.Tags[ResilientCacheMetrics.OperationTag]);
+        Assert.Equal("hit", operations.LastMeasurement.Tags[ResilientCacheMetrics.OutcomeTag]);
+
+        await redis.ResetStatsAsync();
+        redis.Pause();
+        try
+        {
+            // Redis accepts the PING and never answers: the check gives up after the operation timeout.
+            var started = Stopwatch.GetTimestamp();
+            var hung = Assert.Single((await health.CheckHealthAsync(Ct)).Entries).Value;
+            var elapsed = Stopwatch.GetElapsedTime(started);
+            Assert.Equal(HealthStatus.Degraded, hung.Status);
+            Assert.InRange(elapsed, OperationTimeout * 0.8, OperationTimeout + TimeSpan.FromSeconds(1));
+            Assert.Contains("Timeout", (string)hung.Data["last_error"], StringComparison.Ordinal);
+
+            // Inside the window: Degraded at once, with the window's state, and no PING sent.
+            for (var i = 0; i < 5; i++)
+            {
+                started = Stopwatch.GetTimestamp();
+                var skipped = Assert.Single((await health.CheckHealthAsync(Ct)).Entries).Value;
+                Assert.True(Stopwatch.GetElapsedTime(started) < TimeSpan.FromMilliseconds(200), "a check inside the window waited");
+                Assert.Equal(HealthStatus.Degraded, skipped.Status);
+                Assert.InRange((double)skipped.Data["retry_after_seconds"], 25, 30);
+                Assert.IsType<double>(skipped.Data["outage_seconds"]);
+                Assert.Equal((long)(i + 1), skipped.Data["skipped_operations"]);
+                Assert.Equal(1L, skipped.Data["outages"]);
+                Assert.Contains("Timeout", (string)skipped.Data["last_error"], StringComparison.Ordinal);
+            }
+        }
+        finally
+        {
+            redis.Resume();
+        }
+
+        // Only the PING of the check that timed out reached Redis (answered once Redis was resumed).
+        var calls = await redis.GetCommandCallsAsync();
+        Assert.Equal(1, calls.GetValueOrDefault("ping"));
+        Assert.Equal(5, operations.GetMeasurementSnapshot().Count(m => (string?)m.Tags[ResilientCacheMetrics.OutcomeTag] == "skipped"));
+    }
+
+    [Fact]
+    public async Task Wrong_password_is_Degraded_and_the_password_is_never_shown()
+    {
+        const string wrongPassword = "not-the-Secret-123";
+        await using var redis = await RedisServer.StartNewAsync(new RedisServerOptions { RequirePass = "the-real-Secret-456" }, Ct);
+        await using var services = Build($"{redis.Host}:{redis.Port},password={wrongPassword}", window: TimeSpan.FromSeconds(30));
+        var health = services.GetRequiredService<HealthCheckService>();
+
+        var report = await health.CheckHealthAsync(Ct);
+
+        var entry = Assert.Single(report.Entries).Value;
+        Assert.Equal(HealthStatus.Degraded, report.Status);
+        Assert.Equal(HealthStatus.Degraded, entry.Status);
+        var shown = string.Join('\n', [entry.Description, .. entry.Data.Select(d => $"{d.Key}={d.Value}")]);
+        Assert.DoesNotContain(wrongPassword, shown, StringComparison.Ordinal);
+        Assert.DoesNotContain("Secret", shown, StringComparison.Ordinal);
+        Assert.True(entry.Data.ContainsKey("last_error"), shown);
+        Assert.False(services.GetRequiredService<CacheAvailability>().IsAvailable);
+    }
+
+    [Fact]
+    public void Describe_masks_passwords_in_error_messages()
+    {
+        var described = ResilientRedisCacheHealthCheck.Describe(
+            new InvalidOperationException("connect failed: 127.0.0.1:6379,password=hunter2,ssl=false; Pwd = x1\nsecond line password=y"));
+
+        Assert.Equal("InvalidOperationException: connect failed: 127.0.0.1:6379,password=***,ssl=false; Pwd=***", described);
+    }
+
+    private static ServiceProvider Build(string configuration, TimeSpan window)
+    {
+        var services = new ServiceCollection();
+        services.AddLogging();
+        services.AddMetrics();
+        services.AddSingleton(new EnvironmentVariables(_ => null));
+        services.AddResilientStackExchangeRedisCache(o =>
+        {
+            o.Configuration = configuration;
+            o.ConnectTimeout = OperationTimeout;
+            o.OperationTimeout = OperationTimeout;
+            o.UnavailableWindow = window;
+        });
+        services.AddHealthChecks().AddResilientRedisCache();
+        return services.BuildServiceProvider();
+    }
+}
