@@ -24,8 +24,8 @@ internal sealed class ResilientRedisCacheServices : IDisposable
         TimeProvider = services.GetService<TimeProvider>() ?? TimeProvider.System;
         LoggerFactory = services.GetService<ILoggerFactory>() ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance;
         Logger = LoggerFactory.CreateLogger<ResilientDistributedCache>();
-        Connection = new RedisConnection(Options, Logger);
         Availability = new CacheAvailability(TimeProvider, Options.UnavailableWindow);
+        Connection = new RedisConnection(Options, Logger, Availability);
         Metrics = new ResilientCacheMetrics(services.GetService<IMeterFactory>(), Availability);
         Guard = new CacheGuard(Availability, Connection, Metrics, Logger, Options.IgnoreExceptions, Options.LogIgnoredExceptions);
     }

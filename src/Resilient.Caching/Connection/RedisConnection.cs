@@ -1,3 +1,4 @@
+using System.Net;
 using Microsoft.Extensions.Logging;
 using StackExchange.Redis;
 
@@ -15,15 +16,21 @@ internal sealed class RedisConnection : IResettableConnection, IDisposable
     private readonly ConfigurationOptions? _configuration;
     private readonly ILogger _logger;
     private readonly TimeSpan _connectWait;
+    private readonly CacheAvailability? _availability;
     private readonly Lock _gate = new();
     private Task<IConnectionMultiplexer>? _current;
+    private Task<IConnectionMultiplexer>? _waitedInVain;
     private int _generation;
     private bool _disposed;
 
-    public RedisConnection(ResilientRedisCacheOptions options, ILogger logger)
+    /// <param name="options">The settings.</param>
+    /// <param name="logger">Where connect failures and socket-option problems are logged.</param>
+    /// <param name="availability">The window of the registration: who may wait for a connection depends on it.</param>
+    public RedisConnection(ResilientRedisCacheOptions options, ILogger logger, CacheAvailability? availability = null)
     {
         _logger = logger;
         _connectWait = options.OperationTimeout;
+        _availability = availability;
         _userFactory = options.ConnectionMultiplexerFactory;
         if (_userFactory is null)
         {
@@ -46,20 +53,72 @@ internal sealed class RedisConnection : IResettableConnection, IDisposable
     public Task<IConnectionMultiplexer> GetMultiplexerAsync()
     {
         var current = GetOrCreate();
-        return current.IsCompleted ? current : WaitBoundedAsync(current, _connectWait);
+        if (current.IsCompletedSuccessfully && current.Result.IsConnected)
+        {
+            return current;
+        }
+
+        // Nobody waits for the connection inside the window, nor for an attempt another caller already waited for
+        // in vain while the window is not open yet (its failure is on the way): the stock cache calls this factory
+        // under its own connection lock, so callers already on their way when the first one timed out would
+        // otherwise wait one operation timeout each, one after the other.
+        var waitedInVain = ReferenceEquals(Volatile.Read(ref _waitedInVain), current);
+        var skip = _availability is not null && (_availability.RetryAfter > TimeSpan.Zero || (waitedInVain && _availability.IsAvailable));
+
+        // Otherwise this is a probe (or the first call): it connects afresh rather than reuse an attempt made during
+        // the outage that is not connected or that a caller already waited for in vain. Such an attempt may never
+        // complete (its handshake was lost) or retries with back-off; a fresh one uses a healed network at once.
+        if (!skip && IsOwned && (current.IsCompleted || waitedInVain))
+        {
+            current = Replace(current);
+        }
+
+        if (current.IsCompleted)
+        {
+            return current;
+        }
+
+        return skip
+            ? Task.FromException<IConnectionMultiplexer>(new RedisConnectPendingException("No Redis connection yet, and Redis is being skipped; still connecting in the background."))
+            : WaitBoundedAsync(current);
     }
 
-    private static async Task<IConnectionMultiplexer> WaitBoundedAsync(Task<IConnectionMultiplexer> connecting, TimeSpan limit)
+    private async Task<IConnectionMultiplexer> WaitBoundedAsync(Task<IConnectionMultiplexer> connecting)
     {
         try
         {
-            return await connecting.WaitAsync(limit).ConfigureAwait(false);
+            return await connecting.WaitAsync(_connectWait).ConfigureAwait(false);
         }
         catch (TimeoutException exception) when (!connecting.IsCompleted)
         {
+            Volatile.Write(ref _waitedInVain, connecting);
             throw new RedisConnectPendingException(
-                $"No Redis connection within {limit.TotalMilliseconds:0} ms (the operation timeout); still connecting in the background.", exception);
+                $"No Redis connection within {_connectWait.TotalMilliseconds:0} ms (the operation timeout); still connecting in the background.", exception);
         }
+    }
+
+    /// <summary>Drops a stale connection attempt (ours) and starts a new one.</summary>
+    private Task<IConnectionMultiplexer> Replace(Task<IConnectionMultiplexer> stale)
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (ReferenceEquals(_current, stale))
+            {
+                _current = null;
+
+                // A multiplexer handed out already may be held by an inner cache: that generation is over. One
+                // still connecting was never handed out (its waiters gave up), so nothing needs rebuilding.
+                if (stale.IsCompleted)
+                {
+                    Interlocked.Increment(ref _generation);
+                }
+
+                DisposeLater(stale);
+            }
+        }
+
+        return GetOrCreate();
     }
 
     private Task<IConnectionMultiplexer> GetOrCreate()
@@ -88,14 +147,32 @@ internal sealed class RedisConnection : IResettableConnection, IDisposable
         }
     }
 
-    /// <summary>Starts connecting in the background so that the first request finds a connection.</summary>
+    /// <summary>
+    /// Starts connecting in the background so that the first request finds a connection, and warns once if that
+    /// first connect fails.
+    /// </summary>
     public void Warm()
     {
         _ = GetOrCreate().ContinueWith(
-            static (task, state) => Log.ConnectFailed((ILogger)state!, task.Exception, task.Exception?.InnerException?.Message ?? "unknown"),
+            static (task, state) =>
+            {
+                var logger = (ILogger)state!;
+                if (task.IsFaulted)
+                {
+                    Log.ConnectFailed(logger, task.Exception, task.Exception?.InnerException?.Message ?? "unknown");
+                }
+                else if (task.IsCompletedSuccessfully && !task.Result.IsConnected)
+                {
+                    // With AbortOnConnectFail=false the connect does not fault when Redis is unreachable (refused
+                    // port, unresolvable host, TLS mismatch…): it returns a multiplexer that is not connected and
+                    // keeps retrying in the background. That is a failed first connect too.
+                    Log.ConnectFailed(logger, null, "no connection to " + string.Join(", ", task.Result.GetEndPoints().Select(static e => e is DnsEndPoint dns ? $"{dns.Host}:{dns.Port}" : e.ToString()))
+                        + " within the connect timeout (StackExchange.Redis keeps retrying in the background)");
+                }
+            },
             _logger,
             CancellationToken.None,
-            TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously,
+            TaskContinuationOptions.ExecuteSynchronously,
             TaskScheduler.Default);
     }
 

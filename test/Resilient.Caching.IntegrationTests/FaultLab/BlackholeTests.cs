@@ -1,0 +1,98 @@
+using System.Diagnostics;
+using Resilient.Caching.IntegrationTests.Infrastructure;
+using Xunit;
+
+namespace Resilient.Caching.IntegrationTests.FaultLab;
+
+/// <summary>
+/// Scenario 3: the path to Redis silently drops everything while traffic flows. Only the first command of each
+/// window waits out the operation timeout; after the heal the cache is used at the first probe (the probe runs on
+/// a fresh connection, so the dead socket does not matter).
+/// </summary>
+public sealed class BlackholeTests
+{
+    // From the heal to the first hit: what is left of the window, the probe, and slack.
+    private static readonly TimeSpan RecoveryBound = Lab.Window + Lab.CallBound;
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Proxy_blackhole_while_traffic_flows(bool async)
+    {
+        await using var server = await RedisServer.StartNewAsync(cancellationToken: Lab.Ct);
+        await using var proxy = new FaultProxy(server.Host, server.Port);
+        using var lab = new LabCache(proxy.ConnectionString);
+
+        // The proxy's blackhole is permanent for the connections it froze, as when a firewall forgot them.
+        var report = await Outage.RunAsync(lab, async,
+            new Fault("proxy-blackhole", () => { proxy.SetMode(FaultMode.Blackhole); return Task.CompletedTask; }, () => { proxy.SetMode(FaultMode.PassThrough); return Task.CompletedTask; }),
+            new OutageOptions { CountCommands = () => CacheCommands.CountAsync(server) });
+
+        report.AssertSurvived(RecoveryBound);
+        Assert.True(report.FirstHitAfterHeal - report.HealAt <= RecoveryBound, $"first hit too late: {report}");
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Healed_just_after_a_probe_waited_in_vain_the_next_probe_uses_Redis(bool async)
+    {
+        // The worst moment to heal: just after a probe gave up on a connection attempt made during the blackhole.
+        // That attempt never completes (its handshake was swallowed), and connecting may take longer than a window
+        // (the default connect timeout, 5 s, against a 1.5 s window): the next probe must connect afresh, not wait
+        // for it again.
+        await using var server = await RedisServer.StartNewAsync(cancellationToken: Lab.Ct);
+        await using var proxy = new FaultProxy(server.Host, server.Port);
+        using var lab = new LabCache(proxy.ConnectionString, o => o.ConnectTimeout = TimeSpan.FromSeconds(5));
+        await lab.WarmUpAsync();
+
+        proxy.SetMode(FaultMode.Blackhole);
+        Assert.Null(await GetAsync(lab, async));
+        Assert.False(lab.Availability.IsAvailable);
+        Assert.True(await Lab.EventuallyAsync(() => lab.Availability.RetryAfter == TimeSpan.Zero, Lab.Window + Lab.Slack));
+        var probe = Stopwatch.StartNew();
+        Assert.Null(await GetAsync(lab, async));
+        Assert.True(probe.Elapsed >= Lab.SlowCall, $"the probe did not wait for the connection ({probe.Elapsed.TotalMilliseconds:0} ms)");
+        Assert.Equal(1, lab.LogCount(Log.IdProbeFailed));
+
+        proxy.SetMode(FaultMode.PassThrough);
+        var healed = Stopwatch.StartNew();
+        byte[]? hit = null;
+        while (hit is null && healed.Elapsed < TimeSpan.FromSeconds(20))
+        {
+            hit = await GetAsync(lab, async);
+            await Task.Delay(20, Lab.Ct);
+        }
+
+        Lab.Report($"used again {healed.Elapsed.TotalMilliseconds:0} ms after the heal\n{lab.DescribeLogs()}");
+        Assert.NotNull(hit);
+
+        // One window (what was left of it) plus one round trip, with slack.
+        Assert.True(healed.Elapsed <= RecoveryBound, $"used again only {healed.Elapsed.TotalMilliseconds:0} ms after the heal (bound {RecoveryBound.TotalMilliseconds:0} ms)");
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Firewall_drop_while_traffic_flows(bool async)
+    {
+        if (NetworkNamespaceRedis.SkipReason is { } reason)
+        {
+            Assert.Skip(reason);
+        }
+
+        await using var redis = await NetworkNamespaceRedis.StartAsync(cancellationToken: Lab.Ct);
+        using var lab = new LabCache(redis.ConnectionString);
+
+        // The kernel drops every packet, also the SYN of a new connection: connects hang too.
+        var report = await Outage.RunAsync(lab, async,
+            new Fault("netns-drop", redis.DropTrafficAsync, redis.RestoreTrafficAsync),
+            new OutageOptions { CountCommands = () => CacheCommands.CountAsync(redis.Redis) });
+
+        report.AssertSurvived(RecoveryBound);
+        Assert.True(report.FirstHitAfterHeal - report.HealAt <= RecoveryBound, $"first hit too late: {report}");
+    }
+
+    private static async Task<byte[]?> GetAsync(LabCache lab, bool async) =>
+        async ? await lab.Cache.GetAsync("lab:warm-up", Lab.Ct) : lab.Cache.Get("lab:warm-up");
+}
