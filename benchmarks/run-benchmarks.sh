@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Runs the micro-benchmarks (Release) and copies the markdown reports to benchmarks/results/, each headed with
+# the machine, the load, the date, the versions and the exact command.
+#
+#   ./benchmarks/run-benchmarks.sh                       # every benchmark, default job (~17 min on 2 cores)
+#   ./benchmarks/run-benchmarks.sh --quick               # every benchmark, short job (a few minutes)
+#   ./benchmarks/run-benchmarks.sh --quick --filter '*ShortCircuit*'
+#   ./benchmarks/run-benchmarks.sh --wait-quiet ...      # first wait (up to 15 min) for a 1-minute load < 1.0
+#   ./benchmarks/run-benchmarks.sh --paired              # healthy path, stock vs ours interleaved in one process
+#                                                        # (~2 min; writes results/HealthyPathPaired.md)
+#
+# Other arguments go to BenchmarkDotNet (--filter, --list flat, --job, …). Benchmark classes:
+# HealthyPathBenchmarks, DecoratorOverheadBenchmarks, ShortCircuitBenchmarks, RedisDownStockBenchmarks,
+# ContentionBenchmarks. They start their own redis-server (apt-get install redis-server) on free loopback ports.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+
+command_line="./benchmarks/run-benchmarks.sh $*"
+wait_quiet=false
+args=()
+for arg in "$@"; do
+  if [ "$arg" = "--wait-quiet" ]; then wait_quiet=true; else args+=("$arg"); fi
+done
+paired=false
+for arg in "${args[@]+"${args[@]}"}"; do [ "$arg" = "--paired" ] && paired=true; done
+has_filter=false
+for arg in "${args[@]+"${args[@]}"}"; do
+  case "$arg" in --filter|--list|--help|-h|--version) has_filter=true ;; esac
+done
+$has_filter || $paired || args+=(--filter '*')
+
+load1() { cut -d' ' -f1 /proc/loadavg; }
+if $wait_quiet; then
+  for _ in $(seq 1 30); do
+    awk -v l="$(load1)" 'BEGIN { exit !(l < 1.0) }' && break
+    echo "load $(load1) >= 1.0; waiting 30 s for a quiet machine"
+    sleep 30
+  done
+fi
+load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+if $paired; then
+  mkdir -p benchmarks/results
+  dotnet build benchmarks/Resilient.Caching.Benchmarks -c Release --nologo -v quiet
+  dotnet run -c Release --no-build --project benchmarks/Resilient.Caching.Benchmarks -- \
+    "${args[@]}" --out benchmarks/results/HealthyPathPaired.md
+  echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a benchmarks/results/HealthyPathPaired.md
+  exit 0
+fi
+
+artifacts="$root/benchmarks/BenchmarkDotNet.Artifacts"
+rm -rf "$artifacts/results"
+dotnet build benchmarks/Resilient.Caching.Benchmarks -c Release --nologo -v quiet
+dotnet run -c Release --no-build --project benchmarks/Resilient.Caching.Benchmarks -- \
+  --artifacts "$artifacts" "${args[@]}"
+load_end="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+version_of() { sed -n "s/.*Include=\"$1\" Version=\"\([^\"]*\)\".*/\1/p" Directory.Packages.props | head -1; }
+aspnet="$(sed -n 's/.*<AspNetCoreVersion>\(.*\)<\/AspNetCoreVersion>.*/\1/p' Directory.Packages.props)"
+mkdir -p benchmarks/results
+shopt -s nullglob
+for report in "$artifacts"/results/*-report-github.md; do
+  name="$(basename "$report" -report-github.md)"
+  name="${name#Resilient.Caching.Benchmarks.}"
+  out="benchmarks/results/$name.md"
+  {
+    echo "# $name"
+    echo
+    echo "- Machine: $(nproc) cores (\`nproc\`), $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r)"
+    echo "- Date: $(date -u '+%Y-%m-%d %H:%M') UTC; load average (1/5/15 min) at start: $load_start, at end: $load_end"
+    echo "- .NET SDK $(dotnet --version); packages: StackExchange.Redis $(version_of StackExchange.Redis), Microsoft.Extensions.Caching.StackExchangeRedis $aspnet, BenchmarkDotNet $(version_of BenchmarkDotNet); redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')"
+    echo "- Command: \`$command_line\`"
+    echo
+    cat "$report"
+  } > "$out"
+  echo "wrote $out"
+done
