@@ -82,7 +82,9 @@ public sealed class CacheAvailability
             return Gate.Proceed;
         }
 
-        if (_timeProvider.GetTimestamp() < until || Interlocked.CompareExchange(ref _probing, 1, 0) != 0)
+        // Read the probe flag before trying to take it: a failed compare-exchange still takes the cache line
+        // exclusively, and every caller would do that while a probe is in flight.
+        if (_timeProvider.GetTimestamp() < until || Volatile.Read(ref _probing) != 0 || Interlocked.CompareExchange(ref _probing, 1, 0) != 0)
         {
             _skipped.Increment();
             return Gate.ShortCircuit;
