@@ -24,4 +24,12 @@ fi
 dotnet restore Resilient.Caching.sln
 dotnet build Resilient.Caching.sln --no-restore -c Release
 # Microsoft.Testing.Platform (global.json); extra arguments go to both runs, e.g. --filter-class "*Keepalive*".
-dotnet test --solution Resilient.Caching.sln --no-build -c Release "$@"
+summary=$(mktemp)
+trap 'rm -f "$summary"' EXIT
+status=0
+dotnet test --solution Resilient.Caching.sln --no-build -c Release "$@" | tee "$summary" || status=$?
+
+# The runner's own summary is "succeeded: N"; say it plainly too.
+count() { sed -n "s/^ *$1: *\([0-9][0-9]*\).*/\1/p" "$summary" | tail -n 1; }
+echo "$(count succeeded) passed, $(count failed) failed, $(count skipped) skipped"
+exit "$status"
