@@ -90,11 +90,20 @@ public sealed class CacheAvailability
             return Gate.ShortCircuit;
         }
 
-        // Another probe may have closed the window between the two reads: then this is an ordinary call.
-        if (Volatile.Read(ref _unavailableUntil) == 0)
+        // The flag was free, but the previous probe may have finished between the reads: if it closed the window
+        // this is an ordinary call; if it failed, the window is open again for a full length.
+        until = Volatile.Read(ref _unavailableUntil);
+        if (until == 0)
         {
             Volatile.Write(ref _probing, 0);
             return Gate.Proceed;
+        }
+
+        if (_timeProvider.GetTimestamp() < until)
+        {
+            Volatile.Write(ref _probing, 0);
+            _skipped.Increment();
+            return Gate.ShortCircuit;
         }
 
         return Gate.Probe;

@@ -68,7 +68,8 @@ internal sealed class CacheGuard
         Func<TState, CancellationToken, ValueTask<TResult>> call,
         Func<TResult, CacheOutcome> outcome,
         TResult fallback,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken,
+        bool holdsCallerMemory = false)
     {
         // Nothing is awaited before this returns on the short-circuit path, so it completes synchronously
         // with a cached task (null, false, Task.CompletedTask): no allocation while the window is open.
@@ -82,7 +83,7 @@ internal sealed class CacheGuard
         {
             var call1 = call(state, cancellationToken);
             TResult result;
-            if (call1.IsCompleted || !cancellationToken.CanBeCanceled)
+            if (call1.IsCompleted || !cancellationToken.CanBeCanceled || holdsCallerMemory)
             {
                 result = await call1.ConfigureAwait(false);
             }
@@ -103,8 +104,17 @@ internal sealed class CacheGuard
         }
     }
 
+    /// <param name="operation">What is called, for logs and metrics.</param>
+    /// <param name="state">The call's arguments, passed to <paramref name="call"/> without a closure.</param>
+    /// <param name="call">The inner call.</param>
+    /// <param name="cancellationToken">The caller's token.</param>
+    /// <param name="holdsCallerMemory">
+    /// True when the inner call reads or writes buffers the caller owns (ReadOnlySequence, IBufferWriter,
+    /// PipeWriter): such a call is never abandoned when the token fires, because the caller recycles those buffers
+    /// as soon as it regains control. The inner call still gets the token.
+    /// </param>
     public async Task RunAsync<TState>(
-        CacheOperation operation, TState state, Func<TState, CancellationToken, ValueTask> call, CancellationToken cancellationToken)
+        CacheOperation operation, TState state, Func<TState, CancellationToken, ValueTask> call, CancellationToken cancellationToken, bool holdsCallerMemory = false)
     {
         if (!TryBegin(operation, out var attempt))
         {
@@ -115,7 +125,7 @@ internal sealed class CacheGuard
         try
         {
             var call1 = call(state, cancellationToken);
-            if (call1.IsCompleted || !cancellationToken.CanBeCanceled)
+            if (call1.IsCompleted || !cancellationToken.CanBeCanceled || holdsCallerMemory)
             {
                 await call1.ConfigureAwait(false);
             }
@@ -151,12 +161,17 @@ internal sealed class CacheGuard
     {
         if (attempt.IsProbe)
         {
-            var (outage, skipped) = _availability.RecordProbeSuccess();
-            _metrics.Transition("closed");
-            Log.WindowClosed(_logger, outage.TotalSeconds, skipped);
+            CloseWindow();
         }
 
         _metrics.Completed(attempt.Operation, outcome, attempt.StartTimestamp);
+    }
+
+    private void CloseWindow()
+    {
+        var (outage, skipped) = _availability.RecordProbeSuccess();
+        _metrics.Transition("closed");
+        Log.WindowClosed(_logger, outage.TotalSeconds, skipped);
     }
 
     /// <summary>
@@ -167,15 +182,15 @@ internal sealed class CacheGuard
     {
         if (exception is OperationCanceledException && cancellationToken.IsCancellationRequested)
         {
-            // The caller gave up; Redis has not answered yet. Its eventual failure still counts, off the caller's path.
-            if (attempt.IsProbe)
-            {
-                _availability.ReleaseProbe();
-            }
-
             if (pending is { IsCompleted: false })
             {
-                ObserveAbandoned(pending, attempt.Operation);
+                // The caller gave up; Redis has not answered yet. Its answer still counts, off the caller's path:
+                // a probe keeps the probe until Redis answers, so nobody else pays the same wait meanwhile.
+                ObserveAbandoned(pending, attempt.Operation, attempt.IsProbe);
+            }
+            else if (attempt.IsProbe)
+            {
+                _availability.ReleaseProbe();
             }
 
             return false;
@@ -257,29 +272,45 @@ internal sealed class CacheGuard
         }
     }
 
-    private void ObserveAbandoned(Task pending, CacheOperation operation)
+    private void ObserveAbandoned(Task pending, CacheOperation operation, bool isProbe)
     {
         _ = pending.ContinueWith(
             static (task, state) =>
             {
-                var (guard, operation) = ((CacheGuard, CacheOperation))state!;
+                var (guard, operation, isProbe) = ((CacheGuard, CacheOperation, bool))state!;
                 var exception = task.Exception?.InnerException;
                 if (exception is null)
                 {
+                    if (isProbe && task.IsCompletedSuccessfully)
+                    {
+                        guard.CloseWindow();
+                    }
+                    else if (isProbe)
+                    {
+                        guard._availability.ReleaseProbe();
+                    }
+
                     return;
                 }
 
                 var kind = RedisErrorClassifier.Classify(exception);
                 if (kind != RedisFailureKind.None)
                 {
-                    guard.RecordFailure(operation, isProbe: false, exception, kind);
+                    guard.RecordFailure(operation, isProbe, exception, kind);
+                    return;
                 }
-                else if (guard._logExceptions)
+
+                if (isProbe)
+                {
+                    guard._availability.ReleaseProbe();
+                }
+
+                if (guard._logExceptions)
                 {
                     Log.AbandonedOperationFailed(guard._logger, exception, OperationName(operation), Describe(exception));
                 }
             },
-            (this, operation),
+            (this, operation, isProbe),
             CancellationToken.None,
             TaskContinuationOptions.ExecuteSynchronously,
             TaskScheduler.Default);
@@ -295,17 +326,8 @@ internal sealed class CacheGuard
         _ => "EvictByTag",
     };
 
-    private static string Describe(Exception exception)
-    {
-        var message = exception.Message;
-        var newline = message.IndexOfAny(['\r', '\n']);
-        if (newline >= 0)
-        {
-            message = message[..newline];
-        }
-
-        return message.Length <= 240 ? $"{exception.GetType().Name}: {message}" : $"{exception.GetType().Name}: {message[..240]}…";
-    }
+    // One description for every log line and the health check: type and first line, passwords masked.
+    private static string Describe(Exception exception) => Diagnostics.ResilientRedisCacheHealthCheck.Describe(exception);
 
     internal readonly record struct Attempt(CacheOperation Operation, bool IsProbe, long StartTimestamp);
 }

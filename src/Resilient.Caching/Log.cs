@@ -60,6 +60,10 @@ internal static partial class Log
         EventName = "TagEvictionSkipped", EventId = IdTagEvictionSkipped)]
     public static partial void TagEvictionSkipped(ILogger logger, string tag);
 
+    [LoggerMessage(LogLevel.Debug, "Output-cache eviction of tag '{Tag}' was skipped too (Redis unavailable).",
+        EventName = "TagEvictionSkippedAgain", EventId = IdTagEvictionSkipped)]
+    public static partial void TagEvictionSkippedAgain(ILogger logger, string tag);
+
     [LoggerMessage(LogLevel.Warning, "Connecting to Redis failed: {Reason}. The cache keeps working without Redis and tries again after the unavailable window.",
         EventName = "ConnectFailed", EventId = IdConnectFailed)]
     public static partial void ConnectFailed(ILogger logger, Exception? exception, string reason);

@@ -41,8 +41,9 @@ internal static class RedisErrorClassifier
             case TimeoutException:
             case SocketException:
             case IOException:
-            case ObjectDisposedException:
                 return RedisFailureKind.Transport;
+            case ObjectDisposedException disposed:
+                return IsRedisObject(disposed.ObjectName) ? RedisFailureKind.Transport : RedisFailureKind.None;
             case RedisServerException server:
                 return ClassifyReply(server);
             case AggregateException aggregate:
@@ -74,6 +75,19 @@ internal static class RedisErrorClassifier
                     : RedisFailureKind.None;
         }
     }
+
+    /// <summary>
+    /// A closed multiplexer, socket or pipe, or a discarded inner cache or store, is a connection going away; a
+    /// disposed object of the caller's (a buffer writer, a service provider) is the caller's bug and propagates.
+    /// </summary>
+    private static bool IsRedisObject(string? objectName) =>
+        string.IsNullOrEmpty(objectName)
+        || objectName.Contains("Redis", StringComparison.OrdinalIgnoreCase)
+        || objectName.Contains("Multiplexer", StringComparison.OrdinalIgnoreCase)
+        || objectName.Contains("OutputCache", StringComparison.OrdinalIgnoreCase)
+        || objectName.StartsWith("System.Net.Sockets", StringComparison.Ordinal)
+        || objectName.StartsWith("System.IO.Pipelines", StringComparison.Ordinal)
+        || objectName.StartsWith("Pipelines.Sockets", StringComparison.Ordinal);
 
     /// <summary>Swallowable only when every inner exception is; the first inner one decides the kind.</summary>
     private static RedisFailureKind ClassifyAggregate(AggregateException aggregate)

@@ -83,7 +83,7 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(destination);
         return new ValueTask<bool>(_guard.RunAsync(CacheOperation.Get, (this, key, destination),
-            static (s, ct) => s.Item1.Inner.TryGetAsync(s.key, s.destination, ct), s_foundOutcome, false, token));
+            static (s, ct) => s.Item1.Inner.TryGetAsync(s.key, s.destination, ct), s_foundOutcome, false, token, holdsCallerMemory: true));
     }
 
     /// <inheritdoc />
@@ -115,7 +115,7 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
     {
         ValidateSet(key, value, options);
         return new ValueTask(_guard.RunAsync(CacheOperation.Set, (this, key, value, options),
-            static (s, ct) => s.Item1.Inner.SetAsync(s.key, s.value, s.options, ct), token));
+            static (s, ct) => s.Item1.Inner.SetAsync(s.key, s.value, s.options, ct), token, holdsCallerMemory: true));
     }
 
     /// <inheritdoc />

@@ -31,7 +31,11 @@ public class ResilientRedisCacheOptions : RedisCacheOptions
     /// <summary>Gets the TCP keepalive timings applied to every Redis socket when <see cref="SocketKeepAlive"/> is on.</summary>
     public TcpKeepAliveOptions TcpKeepAlive { get; } = new();
 
-    /// <summary>Gets or sets how long establishing a connection to Redis may take.</summary>
+    /// <summary>
+    /// Gets or sets how long one attempt to establish a connection to Redis may take (StackExchange.Redis's
+    /// <c>connectTimeout</c>). A caller never waits for a connection longer than <see cref="OperationTimeout"/>:
+    /// the connect goes on in the background for the next one.
+    /// </summary>
     /// <value>The default value is 5 seconds. Environment variable: <c>REDIS_CACHE_SOCKET_CONNECT_TIMEOUT</c> (seconds).</value>
     public TimeSpan ConnectTimeout { get; set; } = DefaultTimeout;
 

@@ -24,7 +24,7 @@ public static class ResilientStackExchangeRedisCacheServiceCollectionExtensions
         ArgumentNullException.ThrowIfNull(setupAction);
 
         services.AddSingleton<IConfigureOptions<ResilientRedisCacheOptions>>(new ResilientRedisCacheOptionsSetup.FromDelegate(setupAction));
-        return services.AddResilientRedisCacheCore();
+        return services.AddResilientRedisCacheCore().UseResilientDistributedCache();
     }
 
     /// <summary>
@@ -47,7 +47,7 @@ public static class ResilientStackExchangeRedisCacheServiceCollectionExtensions
             services.AddSingleton<IConfigureOptions<ResilientRedisCacheOptions>>(new ResilientRedisCacheOptionsSetup.FromDelegate(setupAction));
         }
 
-        return services.AddResilientRedisCacheCore();
+        return services.AddResilientRedisCacheCore().UseResilientDistributedCache();
     }
 
     /// <summary>The shared pieces, registered once however many consumers (cache, output cache, health) ask.</summary>
@@ -61,8 +61,16 @@ public static class ResilientStackExchangeRedisCacheServiceCollectionExtensions
         services.TryAddSingleton(static sp => sp.GetRequiredService<ResilientRedisCacheServices>().Availability);
         services.TryAddSingleton(static sp => sp.GetRequiredService<ResilientRedisCacheServices>().CreateDistributedCache());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, ResilientRedisCacheStartup>());
+        return services;
+    }
 
-        // Replace any earlier IDistributedCache (AddDistributedMemoryCache, AddStackExchangeRedisCache) as the stock extension does.
+    /// <summary>
+    /// Makes ours the application's <see cref="IDistributedCache"/>, replacing any earlier one
+    /// (AddDistributedMemoryCache, AddStackExchangeRedisCache) as the stock extension does. Only the cache's own
+    /// registration does this: adding the health check or the output cache must not swap the application's cache.
+    /// </summary>
+    private static IServiceCollection UseResilientDistributedCache(this IServiceCollection services)
+    {
         services.RemoveAll<IDistributedCache>();
         services.AddSingleton<IDistributedCache>(static sp => sp.GetRequiredService<ResilientDistributedCache>());
         return services;

@@ -48,6 +48,13 @@ internal static class Operations
 
     public static TheoryData<string> AsyncNames => [.. Async.Keys];
 
+    /// <summary>The async calls that hold the caller's buffers (ReadOnlySequence, IBufferWriter).</summary>
+    public static readonly string[] HoldingCallerMemory = ["TryGetAsync", "SetSequenceAsync"];
+
+    public static TheoryData<string> AbandonableAsyncNames => [.. Async.Keys.Except(HoldingCallerMemory)];
+
+    public static TheoryData<string> CallerMemoryAsyncNames => [.. HoldingCallerMemory];
+
     public static TheoryData<string> NullKeyNames => [.. NullKey.Keys];
 
     public static TheoryData<string, Fault> AsyncFailures

@@ -293,6 +293,25 @@ public sealed class OptionsTests
         await host.StopAsync(TestContext.Current.CancellationToken);
     }
 
+    [Fact]
+    public void HealthCheckAndOutputCache_DoNotReplaceTheApplicationsDistributedCache()
+    {
+        var services = new ServiceCollection();
+        services.AddDistributedMemoryCache();
+        services.AddHealthChecks().AddResilientRedisCache();
+        services.AddResilientStackExchangeRedisOutputCache();
+        using (var provider = services.BuildServiceProvider())
+        {
+            Assert.IsNotType<ResilientDistributedCache>(provider.GetRequiredService<Microsoft.Extensions.Caching.Distributed.IDistributedCache>());
+        }
+
+        services.AddResilientStackExchangeRedisCache(o => o.Configuration = "localhost");
+        using (var provider = services.BuildServiceProvider())
+        {
+            Assert.IsType<ResilientDistributedCache>(provider.GetRequiredService<Microsoft.Extensions.Caching.Distributed.IDistributedCache>());
+        }
+    }
+
     private static int UserTimeout(Socket socket)
     {
         Span<byte> value = stackalloc byte[4];

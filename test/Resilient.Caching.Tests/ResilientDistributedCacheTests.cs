@@ -60,7 +60,25 @@ public sealed class ResilientDistributedCacheTests
     }
 
     [Theory]
-    [MemberData(nameof(Operations.AsyncNames), MemberType = typeof(Operations))]
+    [MemberData(nameof(Operations.CallerMemoryAsyncNames), MemberType = typeof(Operations))]
+    public async Task AsyncBufferOperation_IsNotAbandonedWhenTheTokenFires_BecauseItHoldsTheCallersBuffers(string operation)
+    {
+        using var h = new Harness();
+        h.Inner.Fault = Fault.Hangs;
+        using var cts = new CancellationTokenSource();
+
+        var call = Operations.Async[operation](h.Cache, cts.Token);
+        await cts.CancelAsync();
+
+        // Returning now would let the caller recycle a buffer the inner call still reads or writes.
+        Assert.False(call.IsCompleted);
+        h.Inner.Release.SetResult();
+        await call.WaitAsync(TimeSpan.FromSeconds(10), Ct);
+        Assert.True(h.Availability.IsAvailable);
+    }
+
+    [Theory]
+    [MemberData(nameof(Operations.AbandonableAsyncNames), MemberType = typeof(Operations))]
     public async Task AsyncOperation_HangingPastTheCallersToken_ThrowsOperationCanceledPromptly(string operation)
     {
         using var h = new Harness();
@@ -97,24 +115,42 @@ public sealed class ResilientDistributedCacheTests
         Assert.False(h.Availability.IsAvailable);
     }
 
-    [Fact]
-    public async Task CancelledProbe_ReleasesTheProbe_SoTheNextCallerProbes()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task CancelledProbe_KeepsTheProbeUntilRedisAnswers_AndRedisDecides(bool redisAnswers)
     {
         using var h = new Harness();
         h.OpenWindow();
         h.Time.Advance(h.Availability.Window);
         h.Inner.Fault = Fault.Hangs;
+        h.Inner.FailAfterRelease = !redisAnswers;
         using var cts = new CancellationTokenSource();
+        var changed = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
 
         var probe = h.Cache.GetAsync("k", cts.Token);
         await cts.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => probe);
-        h.Inner.Fault = Fault.None;
-        var calls = h.Inner.Calls;
 
+        // Redis has not answered: the others keep short-circuiting rather than pay the same wait.
+        var calls = h.Inner.Calls;
         Assert.Null(await h.Cache.GetAsync("k", Ct));
-        Assert.Equal(calls + 1, h.Inner.Calls);
-        Assert.True(h.Availability.IsAvailable);
+        Assert.Equal(calls, h.Inner.Calls);
+
+        h.Availability.Changed += available => changed.TrySetResult(available);
+        h.Inner.Release.SetResult();
+        if (redisAnswers)
+        {
+            Assert.True(await changed.Task.WaitAsync(TimeSpan.FromSeconds(10), Ct));
+            Assert.Equal(1, h.CountLogs(Log.IdWindowClosed));
+        }
+        else
+        {
+            await WaitUntil(() => h.CountLogs(Log.IdProbeFailed) == 1);
+            Assert.False(h.Availability.IsAvailable);
+            Assert.Equal(h.Availability.Window, h.Availability.RetryAfter);
+            Assert.Equal(2, h.Connection.Resets);
+        }
     }
 
     [Fact]
@@ -386,6 +422,16 @@ public sealed class ResilientDistributedCacheTests
         Assert.True(tryGet.IsCompletedSuccessfully);
         Assert.Null(await get);
         Assert.False(await tryGet);
+    }
+
+    private static async Task WaitUntil(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "condition not met within 10 s");
+            await Task.Delay(10, Ct);
+        }
     }
 
     private static async Task<Task> WaitForAllButOne(Task[] tasks)

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using StackExchange.Redis;
 
@@ -20,6 +21,7 @@ internal sealed class RedisConnection : IResettableConnection, IDisposable
     private readonly Lock _gate = new();
     private Task<IConnectionMultiplexer>? _current;
     private Task<IConnectionMultiplexer>? _waitedInVain;
+    private Task<IConnectionMultiplexer>? _handedOut;
     private int _generation;
     private bool _disposed;
 
@@ -55,7 +57,7 @@ internal sealed class RedisConnection : IResettableConnection, IDisposable
         var current = GetOrCreate();
         if (current.IsCompletedSuccessfully && current.Result.IsConnected)
         {
-            return current;
+            return HandOut(current);
         }
 
         // Nobody waits for the connection inside the window, nor for an attempt another caller already waited for
@@ -75,7 +77,7 @@ internal sealed class RedisConnection : IResettableConnection, IDisposable
 
         if (current.IsCompleted)
         {
-            return current;
+            return HandOut(current);
         }
 
         return skip
@@ -87,7 +89,9 @@ internal sealed class RedisConnection : IResettableConnection, IDisposable
     {
         try
         {
-            return await connecting.WaitAsync(_connectWait).ConfigureAwait(false);
+            var multiplexer = await connecting.WaitAsync(_connectWait, _availability?.TimeProvider ?? TimeProvider.System).ConfigureAwait(false);
+            _ = HandOut(connecting);
+            return multiplexer;
         }
         catch (TimeoutException exception) when (!connecting.IsCompleted)
         {
@@ -95,6 +99,16 @@ internal sealed class RedisConnection : IResettableConnection, IDisposable
             throw new RedisConnectPendingException(
                 $"No Redis connection within {_connectWait.TotalMilliseconds:0} ms (the operation timeout); still connecting in the background.", exception);
         }
+    }
+
+    private Task<IConnectionMultiplexer> HandOut(Task<IConnectionMultiplexer> connection)
+    {
+        if (!ReferenceEquals(Volatile.Read(ref _handedOut), connection))
+        {
+            Volatile.Write(ref _handedOut, connection);
+        }
+
+        return connection;
     }
 
     /// <summary>Drops a stale connection attempt (ours) and starts a new one.</summary>
@@ -108,8 +122,9 @@ internal sealed class RedisConnection : IResettableConnection, IDisposable
                 _current = null;
 
                 // A multiplexer handed out already may be held by an inner cache: that generation is over. One
-                // still connecting was never handed out (its waiters gave up), so nothing needs rebuilding.
-                if (stale.IsCompleted)
+                // never handed out (still connecting, or made by the start-up warm-up or an attempt whose waiters
+                // gave up) is held by nobody, so nothing needs rebuilding and the current inner caches stay valid.
+                if (ReferenceEquals(Volatile.Read(ref _handedOut), stale))
                 {
                     Interlocked.Increment(ref _generation);
                 }
@@ -246,7 +261,17 @@ internal sealed class RedisConnection : IResettableConnection, IDisposable
     {
         // Off the caller's path: closing a multiplexer waits for its sockets.
         _ = connection?.ContinueWith(
-            static task => task.Result.Dispose(),
+            static task =>
+            {
+                try
+                {
+                    task.Result.Dispose();
+                }
+                catch (Exception exception) when (exception is ObjectDisposedException or RedisException or IOException or SocketException)
+                {
+                    // Closing a connection that is already broken: nothing to tell anyone.
+                }
+            },
             CancellationToken.None,
             TaskContinuationOptions.OnlyOnRanToCompletion,
             TaskScheduler.Default);

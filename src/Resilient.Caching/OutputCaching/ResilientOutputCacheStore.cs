@@ -25,6 +25,7 @@ internal sealed class ResilientOutputCacheStore : IOutputCacheStore, IOutputCach
     private readonly Func<int, Generation> _createInner;
     private Generation _inner;
     private bool _disposed;
+    private long _tagWarningOutage = -1;
 
     internal ResilientOutputCacheStore(CacheGuard guard, IResettableConnection connection, Func<int, Generation> createInner)
     {
@@ -98,7 +99,7 @@ internal sealed class ResilientOutputCacheStore : IOutputCacheStore, IOutputCach
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(destination);
         return new ValueTask<bool>(_guard.RunAsync(CacheOperation.Get, (this, key, destination),
-            static (s, ct) => s.Item1.Inner.BufferStore.TryGetAsync(s.key, s.destination, ct), s_foundOutcome, false, cancellationToken));
+            static (s, ct) => s.Item1.Inner.BufferStore.TryGetAsync(s.key, s.destination, ct), s_foundOutcome, false, cancellationToken, holdsCallerMemory: true));
     }
 
     /// <inheritdoc />
@@ -115,7 +116,7 @@ internal sealed class ResilientOutputCacheStore : IOutputCacheStore, IOutputCach
     {
         ArgumentNullException.ThrowIfNull(key);
         return new ValueTask(_guard.RunAsync(CacheOperation.Set, (this, key, value, tags, validFor),
-            static (s, ct) => s.Item1.Inner.BufferStore.SetAsync(s.key, s.value, s.tags, s.validFor, ct), cancellationToken));
+            static (s, ct) => s.Item1.Inner.BufferStore.SetAsync(s.key, s.value, s.tags, s.validFor, ct), cancellationToken, holdsCallerMemory: true));
     }
 
     /// <inheritdoc />
@@ -134,7 +135,16 @@ internal sealed class ResilientOutputCacheStore : IOutputCacheStore, IOutputCach
             s_writeOutcome, false, cancellationToken).ConfigureAwait(false);
         if (!evicted)
         {
-            Log.TagEvictionSkipped(_guard.Logger, tag);
+            // One Warning per outage, however many evictions it skips; the rest at Debug.
+            var outage = _guard.Availability.Outages;
+            if (Interlocked.Exchange(ref _tagWarningOutage, outage) != outage)
+            {
+                Log.TagEvictionSkipped(_guard.Logger, tag);
+            }
+            else
+            {
+                Log.TagEvictionSkippedAgain(_guard.Logger, tag);
+            }
         }
     }
 
