@@ -32,7 +32,7 @@ public sealed class IdleDropTests
         using var lab = new LabCache(redis.ConnectionString, o => o.ConfigurationOptions = QuietHeartbeat(redis.ConnectionString));
         await lab.WarmUpAsync();
         var failed = await WatchConnectionFailedAsync(lab);
-        Assert.True(KernelTcp.EstablishedTo(redis.Host, redis.Port) > 0);
+        Assert.True(KernelSockets.EstablishedTo(redis.Host, redis.Port) > 0);
 
         // The connection is idle; the firewall forgets it: from now on every packet is dropped.
         var idle = Stopwatch.StartNew();
@@ -43,7 +43,7 @@ public sealed class IdleDropTests
         var failure = noticed ? await failed.Task : null;
         Lab.Report($"keepalive on: ConnectionFailed {(failure is not null ? $"after {noticedAfter.TotalSeconds:0.0} s ({failure.FailureType}, {failure.ConnectionType})" : $"not within {NoticeBound.TotalSeconds:0} s")}");
         Assert.True(noticed, $"the dead idle connection was not noticed within {NoticeBound.TotalSeconds:0} s");
-        Assert.True(await Lab.EventuallyAsync(() => KernelTcp.EstablishedTo(redis.Host, redis.Port) == 0, Lab.Slack), "a socket to Redis is still established");
+        Assert.True(await Lab.EventuallyAsync(() => KernelSockets.EstablishedTo(redis.Host, redis.Port) == 0, Lab.Slack), "a socket to Redis is still established");
 
         // The next request, while the path is still dead, knows at once: no operation timeout to wait out.
         var call = Stopwatch.StartNew();
@@ -77,7 +77,7 @@ public sealed class IdleDropTests
         var noticed = await Task.WhenAny(failed.Task, Task.Delay(NoticeBound, Lab.Ct)) == failed.Task;
         Lab.Report($"keepalive off: ConnectionFailed {(noticed ? "fired" : $"not within {NoticeBound.TotalSeconds:0} s")}");
         Assert.False(noticed, "the control noticed the drop although keepalive is off: the test would not show what keepalive does");
-        Assert.True(KernelTcp.EstablishedTo(redis.Host, redis.Port) > 0, "the socket is gone although keepalive is off");
+        Assert.True(KernelSockets.EstablishedTo(redis.Host, redis.Port) > 0, "the socket is gone although keepalive is off");
 
         // The seed incident: the next request meets the dead connection and waits out the operation timeout.
         var call = Stopwatch.StartNew();

@@ -165,7 +165,7 @@ public sealed class StockBaselineTests
         stock.Set("k", Lab.Bytes("v"), new DistributedCacheEntryOptions());
         await redis.DropTrafficAsync();
         await Task.Delay(TimeSpan.FromSeconds(12), Lab.Ct); // As long as our keepalive test allows itself.
-        var established = KernelTcp.EstablishedTo(redis.Host, redis.Port);
+        var established = KernelSockets.EstablishedTo(redis.Host, redis.Port);
         var first = Time(() => stock.Get("k"));
         await redis.RestoreTrafficAsync();
         var healed = Stopwatch.StartNew();

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Net;
 
-namespace Resilient.Caching.IntegrationTests.Cache;
+namespace Resilient.Caching.IntegrationTests.Infrastructure;
 
 /// <summary>
 /// Reads the kernel's view of TCP sockets (/proc/net/tcp and tcp6): which timer is armed on each socket and when
@@ -14,6 +14,13 @@ internal static class KernelSockets
 
     public static IReadOnlyList<TcpSocket> ClientSocketsTo(int remotePort) =>
         [.. Read("/proc/net/tcp").Concat(Read("/proc/net/tcp6")).Where(s => s.State == Established && s.Remote.Port == remotePort)];
+
+    /// <summary>How many established sockets have <paramref name="host"/>:<paramref name="port"/> as their remote end.</summary>
+    public static int EstablishedTo(string host, int port)
+    {
+        var address = IPAddress.Parse(host);
+        return ClientSocketsTo(port).Count(s => s.Remote.Address.Equals(address));
+    }
 
     private static IEnumerable<TcpSocket> Read(string path)
     {
