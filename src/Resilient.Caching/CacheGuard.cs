@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
 using Resilient.Caching.Connection;
 using Resilient.Caching.Diagnostics;
@@ -62,7 +63,9 @@ internal sealed class CacheGuard
         }
     }
 
-    public async Task<TResult> RunAsync<TState, TResult>(
+    // Pooled state machines: an operation that waits for Redis reuses a box instead of allocating one per call.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<TResult> RunAsync<TState, TResult>(
         CacheOperation operation,
         TState state,
         Func<TState, CancellationToken, ValueTask<TResult>> call,
@@ -71,8 +74,8 @@ internal sealed class CacheGuard
         CancellationToken cancellationToken,
         bool holdsCallerMemory = false)
     {
-        // Nothing is awaited before this returns on the short-circuit path, so it completes synchronously
-        // with a cached task (null, false, Task.CompletedTask): no allocation while the window is open.
+        // Nothing is awaited before this returns on the short-circuit path, so it completes synchronously:
+        // no allocation while the window is open.
         if (!TryBegin(operation, out var attempt))
         {
             return fallback;
@@ -113,7 +116,8 @@ internal sealed class CacheGuard
     /// PipeWriter): such a call is never abandoned when the token fires, because the caller recycles those buffers
     /// as soon as it regains control. The inner call still gets the token.
     /// </param>
-    public async Task RunAsync<TState>(
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    public async ValueTask RunAsync<TState>(
         CacheOperation operation, TState state, Func<TState, CancellationToken, ValueTask> call, CancellationToken cancellationToken, bool holdsCallerMemory = false)
     {
         if (!TryBegin(operation, out var attempt))

@@ -14,6 +14,7 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
     private static readonly Func<byte[]?, CacheOutcome> s_valueOutcome = static value => value is null ? CacheOutcome.Miss : CacheOutcome.Hit;
     private static readonly Func<bool, CacheOutcome> s_foundOutcome = static found => found ? CacheOutcome.Hit : CacheOutcome.Miss;
     private static readonly Func<bool, CacheOutcome> s_writeOutcome = static _ => CacheOutcome.Write;
+    private static readonly Task<byte[]?> s_noValue = Task.FromResult<byte[]?>(null);
 
     private readonly CacheGuard _guard;
     private readonly IResettableConnection _connection;
@@ -65,8 +66,8 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
     public Task<byte[]?> GetAsync(string key, CancellationToken token = default)
     {
         ArgumentNullException.ThrowIfNull(key);
-        return _guard.RunAsync(CacheOperation.Get, (this, key),
-            static (s, ct) => new ValueTask<byte[]?>(s.Item1.Inner.GetAsync(s.key, ct)), s_valueOutcome, null, token);
+        return AsTask(_guard.RunAsync(CacheOperation.Get, (this, key),
+            static (s, ct) => new ValueTask<byte[]?>(s.Item1.Inner.GetAsync(s.key, ct)), s_valueOutcome, null, token));
     }
 
     /// <inheritdoc />
@@ -82,8 +83,8 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(destination);
-        return new ValueTask<bool>(_guard.RunAsync(CacheOperation.Get, (this, key, destination),
-            static (s, ct) => s.Item1.Inner.TryGetAsync(s.key, s.destination, ct), s_foundOutcome, false, token, holdsCallerMemory: true));
+        return _guard.RunAsync(CacheOperation.Get, (this, key, destination),
+            static (s, ct) => s.Item1.Inner.TryGetAsync(s.key, s.destination, ct), s_foundOutcome, false, token, holdsCallerMemory: true);
     }
 
     /// <inheritdoc />
@@ -99,7 +100,7 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
     {
         ValidateSet(key, value, options);
         return _guard.RunAsync(CacheOperation.Set, (this, key, value, options),
-            static (s, ct) => new ValueTask(s.Item1.Inner.SetAsync(s.key, s.value, s.options, ct)), token);
+            static (s, ct) => new ValueTask(s.Item1.Inner.SetAsync(s.key, s.value, s.options, ct)), token).AsTask();
     }
 
     /// <inheritdoc />
@@ -114,8 +115,8 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
     public ValueTask SetAsync(string key, ReadOnlySequence<byte> value, DistributedCacheEntryOptions options, CancellationToken token = default)
     {
         ValidateSet(key, value, options);
-        return new ValueTask(_guard.RunAsync(CacheOperation.Set, (this, key, value, options),
-            static (s, ct) => s.Item1.Inner.SetAsync(s.key, s.value, s.options, ct), token, holdsCallerMemory: true));
+        return _guard.RunAsync(CacheOperation.Set, (this, key, value, options),
+            static (s, ct) => s.Item1.Inner.SetAsync(s.key, s.value, s.options, ct), token, holdsCallerMemory: true);
     }
 
     /// <inheritdoc />
@@ -129,7 +130,7 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
     public Task RefreshAsync(string key, CancellationToken token = default)
     {
         ArgumentNullException.ThrowIfNull(key);
-        return _guard.RunAsync(CacheOperation.Refresh, (this, key), static (s, ct) => new ValueTask(s.Item1.Inner.RefreshAsync(s.key, ct)), token);
+        return _guard.RunAsync(CacheOperation.Refresh, (this, key), static (s, ct) => new ValueTask(s.Item1.Inner.RefreshAsync(s.key, ct)), token).AsTask();
     }
 
     /// <inheritdoc />
@@ -143,7 +144,7 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
     public Task RemoveAsync(string key, CancellationToken token = default)
     {
         ArgumentNullException.ThrowIfNull(key);
-        return _guard.RunAsync(CacheOperation.Remove, (this, key), static (s, ct) => new ValueTask(s.Item1.Inner.RemoveAsync(s.key, ct)), token);
+        return _guard.RunAsync(CacheOperation.Remove, (this, key), static (s, ct) => new ValueTask(s.Item1.Inner.RemoveAsync(s.key, ct)), token).AsTask();
     }
 
     /// <summary>Disposes the inner cache when the connection is the application's (as the stock provider would).</summary>
@@ -153,6 +154,19 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
         {
             disposable.Dispose();
         }
+    }
+
+    // A miss (short-circuited or not) completes synchronously with null: hand out one cached task for it rather
+    // than a new one per call.
+    private static Task<byte[]?> AsTask(ValueTask<byte[]?> result)
+    {
+        if (!result.IsCompletedSuccessfully)
+        {
+            return result.AsTask();
+        }
+
+        var value = result.Result;
+        return value is null ? s_noValue : Task.FromResult<byte[]?>(value);
     }
 
     // Argument errors are the caller's bugs: they surface even while Redis is skipped, exactly as the stock

@@ -89,8 +89,8 @@ internal sealed class ResilientOutputCacheStore : IOutputCacheStore, IOutputCach
     public ValueTask<byte[]?> GetAsync(string key, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(key);
-        return new ValueTask<byte[]?>(_guard.RunAsync(CacheOperation.Get, (this, key),
-            static (s, ct) => s.Item1.Inner.Store.GetAsync(s.key, ct), s_valueOutcome, null, cancellationToken));
+        return _guard.RunAsync(CacheOperation.Get, (this, key),
+            static (s, ct) => s.Item1.Inner.Store.GetAsync(s.key, ct), s_valueOutcome, null, cancellationToken);
     }
 
     /// <inheritdoc />
@@ -98,8 +98,8 @@ internal sealed class ResilientOutputCacheStore : IOutputCacheStore, IOutputCach
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(destination);
-        return new ValueTask<bool>(_guard.RunAsync(CacheOperation.Get, (this, key, destination),
-            static (s, ct) => s.Item1.Inner.BufferStore.TryGetAsync(s.key, s.destination, ct), s_foundOutcome, false, cancellationToken, holdsCallerMemory: true));
+        return _guard.RunAsync(CacheOperation.Get, (this, key, destination),
+            static (s, ct) => s.Item1.Inner.BufferStore.TryGetAsync(s.key, s.destination, ct), s_foundOutcome, false, cancellationToken, holdsCallerMemory: true);
     }
 
     /// <inheritdoc />
@@ -107,16 +107,16 @@ internal sealed class ResilientOutputCacheStore : IOutputCacheStore, IOutputCach
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(value);
-        return new ValueTask(_guard.RunAsync(CacheOperation.Set, (this, key, value, tags, validFor),
-            static (s, ct) => s.Item1.Inner.Store.SetAsync(s.key, s.value, s.tags, s.validFor, ct), cancellationToken));
+        return _guard.RunAsync(CacheOperation.Set, (this, key, value, tags, validFor),
+            static (s, ct) => s.Item1.Inner.Store.SetAsync(s.key, s.value, s.tags, s.validFor, ct), cancellationToken);
     }
 
     /// <inheritdoc />
     public ValueTask SetAsync(string key, ReadOnlySequence<byte> value, ReadOnlyMemory<string> tags, TimeSpan validFor, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(key);
-        return new ValueTask(_guard.RunAsync(CacheOperation.Set, (this, key, value, tags, validFor),
-            static (s, ct) => s.Item1.Inner.BufferStore.SetAsync(s.key, s.value, s.tags, s.validFor, ct), cancellationToken, holdsCallerMemory: true));
+        return _guard.RunAsync(CacheOperation.Set, (this, key, value, tags, validFor),
+            static (s, ct) => s.Item1.Inner.BufferStore.SetAsync(s.key, s.value, s.tags, s.validFor, ct), cancellationToken, holdsCallerMemory: true);
     }
 
     /// <inheritdoc />
