@@ -95,6 +95,8 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
             static s => { s.Item1.Inner.Set(s.key, s.value, s.options); return true; }, s_writeOutcome, false);
     }
 
+    // Both SetAsync overloads, optional token included, are the shapes IDistributedCache and IBufferDistributedCache define.
+#pragma warning disable RS0026
     /// <inheritdoc />
     public Task SetAsync(string key, byte[] value, DistributedCacheEntryOptions options, CancellationToken token = default)
     {
@@ -118,6 +120,8 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
         return _guard.RunAsync(CacheOperation.Set, (this, key, value, options),
             static (s, ct) => s.Item1.Inner.SetAsync(s.key, s.value, s.options, ct), token, holdsCallerMemory: true);
     }
+
+#pragma warning restore RS0026
 
     /// <inheritdoc />
     public void Refresh(string key)
