@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Caching.Distributed;
 using Microsoft.Extensions.Caching.StackExchangeRedis;
 using Microsoft.Extensions.Options;
+using Resilient.Caching.IntegrationTests.FaultLab;
 using Resilient.Caching.IntegrationTests.Infrastructure;
 using Xunit;
 
@@ -19,7 +20,7 @@ public sealed class KeepAliveKernelTests
     {
         SkipUnlessLinux();
         await using var redis = await RedisServer.StartNewAsync(cancellationToken: Ct);
-        using var host = new ResilientCacheHost(redis.ConnectionString, o => o.TcpKeepAlive.Idle = ResilientDefaults.Idle);
+        using var host = new LabCache(redis.ConnectionString, o => o.TcpKeepAlive.Idle = ResilientDefaults.Idle);
 
         await host.Cache.SetStringAsync("k", "v", Ct);
 
@@ -36,7 +37,9 @@ public sealed class KeepAliveKernelTests
     {
         SkipUnlessLinux();
         await using var redis = await RedisServer.StartNewAsync(cancellationToken: Ct);
-        using var host = new ResilientCacheHost(redis.ConnectionString, environment: name => name == "TCP_KEEPALIVE_IDLE" ? "7" : null);
+        // The code says 60 s (the default); the environment variable must win.
+        using var host = new LabCache(
+            redis.ConnectionString, o => o.TcpKeepAlive.Idle = ResilientDefaults.Idle, name => name == "TCP_KEEPALIVE_IDLE" ? "7" : null);
 
         await host.Cache.SetStringAsync("k", "v", Ct);
         var before = await WaitForIdleSockets(redis.Port, expectedAtLeast: 1);

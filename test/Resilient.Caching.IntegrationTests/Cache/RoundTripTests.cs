@@ -4,6 +4,7 @@ using System.Text;
 using Microsoft.Extensions.Caching.Distributed;
 using Microsoft.Extensions.Caching.StackExchangeRedis;
 using Microsoft.Extensions.Options;
+using Resilient.Caching.IntegrationTests.FaultLab;
 using Resilient.Caching.IntegrationTests.Infrastructure;
 using Xunit;
 
@@ -23,7 +24,7 @@ public sealed class RoundTripTests : IAsyncLifetime
     [Fact]
     public async Task EveryOperation_RoundTrips_SyncAndAsync()
     {
-        using var host = new ResilientCacheHost(_redis.ConnectionString);
+        using var host = new LabCache(_redis.ConnectionString);
         var cache = host.Cache;
         var options = new DistributedCacheEntryOptions { SlidingExpiration = TimeSpan.FromMinutes(1) };
 
@@ -54,7 +55,7 @@ public sealed class RoundTripTests : IAsyncLifetime
     [Fact]
     public async Task DataIsInterchangeableWithTheStockProvider_IncludingInstanceName()
     {
-        using var host = new ResilientCacheHost(_redis.ConnectionString, o => o.InstanceName = "app:");
+        using var host = new LabCache(_redis.ConnectionString, o => o.InstanceName = "app:");
         using var stock = new RedisCache(Options.Create(new RedisCacheOptions { Configuration = _redis.ConnectionString, InstanceName = "app:" }));
 
         await host.Cache.SetStringAsync("ours", "written by ours", Ct);
@@ -68,7 +69,7 @@ public sealed class RoundTripTests : IAsyncLifetime
     [Fact]
     public async Task AbsoluteAndSlidingExpiration_BehaveAsTheStockProvider()
     {
-        using var host = new ResilientCacheHost(_redis.ConnectionString);
+        using var host = new LabCache(_redis.ConnectionString);
         using var stock = new RedisCache(Options.Create(new RedisCacheOptions { Configuration = _redis.ConnectionString }));
         var absolute = new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = TimeSpan.FromSeconds(100) };
         var sliding = new DistributedCacheEntryOptions { SlidingExpiration = TimeSpan.FromSeconds(50) };

@@ -11,18 +11,22 @@ namespace Resilient.Caching.IntegrationTests.FaultLab;
 /// <summary>
 /// The resilient cache under test, built through dependency injection exactly as an application registers it (the
 /// host is not started, so nothing connects before the first call), with the lab settings and its logs captured.
+/// Every integration test that needs the cache alone builds it here.
 /// </summary>
 internal sealed class LabCache : IDisposable
 {
     private readonly ServiceProvider _provider;
 
-    public LabCache(string configuration, Action<ResilientRedisCacheOptions>? setup = null)
+    /// <param name="configuration">The Redis connection string.</param>
+    /// <param name="setup">Settings on top of the lab's.</param>
+    /// <param name="environment">The flat environment variables the cache sees (none by default).</param>
+    public LabCache(string configuration, Action<ResilientRedisCacheOptions>? setup = null, Func<string, string?>? environment = null)
     {
         var services = new ServiceCollection();
         services.AddLogging(b => b.SetMinimumLevel(LogLevel.Debug).AddProvider(new FakeLoggerProvider(Logs)));
 
-        // The flat environment variables are process-wide; the lab must not depend on the machine's.
-        services.AddSingleton(new EnvironmentVariables(_ => null));
+        // The flat environment variables are process-wide and tests run in parallel: each cache gets its own view.
+        services.AddSingleton(new EnvironmentVariables(environment ?? (_ => null)));
         services.AddResilientStackExchangeRedisCache(o =>
         {
             o.Configuration = configuration;
