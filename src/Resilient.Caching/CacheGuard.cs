@@ -86,16 +86,14 @@ internal sealed class CacheGuard
         {
             var call1 = call(state, cancellationToken);
             TResult result;
-            if (call1.IsCompleted || !cancellationToken.CanBeCanceled || holdsCallerMemory)
+            if (WaitsWithToken(call1.IsCompleted, holdsCallerMemory, cancellationToken))
             {
-                result = await call1.ConfigureAwait(false);
+                pending = call1.AsTask();
+                result = await pending.WaitAsync(cancellationToken).ConfigureAwait(false);
             }
             else
             {
-                // The stock provider stops looking at the token once a command is sent; waiting with it
-                // hands control back to a caller that gives up (SessionOptions.IOTimeout, request aborted).
-                pending = call1.AsTask();
-                result = await pending.WaitAsync(cancellationToken).ConfigureAwait(false);
+                result = await call1.ConfigureAwait(false);
             }
 
             Succeeded(attempt, outcome(result));
@@ -107,15 +105,6 @@ internal sealed class CacheGuard
         }
     }
 
-    /// <param name="operation">What is called, for logs and metrics.</param>
-    /// <param name="state">The call's arguments, passed to <paramref name="call"/> without a closure.</param>
-    /// <param name="call">The inner call.</param>
-    /// <param name="cancellationToken">The caller's token.</param>
-    /// <param name="holdsCallerMemory">
-    /// True when the inner call reads or writes buffers the caller owns (ReadOnlySequence, IBufferWriter,
-    /// PipeWriter): such a call is never abandoned when the token fires, because the caller recycles those buffers
-    /// as soon as it regains control. The inner call still gets the token.
-    /// </param>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public async ValueTask RunAsync<TState>(
         CacheOperation operation, TState state, Func<TState, CancellationToken, ValueTask> call, CancellationToken cancellationToken, bool holdsCallerMemory = false)
@@ -129,14 +118,14 @@ internal sealed class CacheGuard
         try
         {
             var call1 = call(state, cancellationToken);
-            if (call1.IsCompleted || !cancellationToken.CanBeCanceled || holdsCallerMemory)
-            {
-                await call1.ConfigureAwait(false);
-            }
-            else
+            if (WaitsWithToken(call1.IsCompleted, holdsCallerMemory, cancellationToken))
             {
                 pending = call1.AsTask();
                 await pending.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                await call1.ConfigureAwait(false);
             }
 
             Succeeded(attempt, CacheOutcome.Write);
@@ -145,6 +134,16 @@ internal sealed class CacheGuard
         {
         }
     }
+
+    /// <summary>
+    /// Whether the caller waits for a pending inner call with its own token. The stock provider stops looking at
+    /// the token once a command is sent; waiting with it hands control back to a caller that gives up
+    /// (SessionOptions.IOTimeout, an aborted request) while Redis hangs. Not for calls that hold the caller's
+    /// buffers (ReadOnlySequence, IBufferWriter, PipeWriter): the caller recycles those as soon as it regains
+    /// control, while the abandoned call would still read or write them. Those still pass the token inward.
+    /// </summary>
+    private static bool WaitsWithToken(bool completed, bool holdsCallerMemory, CancellationToken cancellationToken) =>
+        !completed && cancellationToken.CanBeCanceled && !holdsCallerMemory;
 
     /// <summary>True when the caller may call Redis; false (or <see cref="CacheUnavailableException"/>) inside the window.</summary>
     public bool TryBegin(CacheOperation operation, out Attempt attempt)
