@@ -50,12 +50,12 @@ public class ContentionBenchmarks
     {
         var time = new AdjustableTimeProvider();
         _ours = CacheProviders.CreateResilient(ClosedPort.Configuration, o => o.UnavailableWindow = TimeSpan.FromSeconds(10), time);
-        ClosedPort.OpenWindow(_ours.Availability);
+        ClosedPort.OpenWindow(_ours);
         if (State == Scenario.Probing)
         {
             // The window elapses and one caller takes the probe and keeps it: the others short-circuit on the flag.
             time.Advance(TimeSpan.FromSeconds(11));
-            if (_ours.Availability.TryEnter() != CacheAvailability.Gate.Probe)
+            if (ClosedPort.ControllerOf(_ours).TryEnter() != WindowController.Gate.StartProbe)
             {
                 throw new InvalidOperationException("The probe could not be taken.");
             }

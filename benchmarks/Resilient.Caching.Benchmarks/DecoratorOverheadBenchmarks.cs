@@ -120,19 +120,29 @@ public class DecoratorOverheadBenchmarks
 
     private static (ResilientDistributedCache Cache, ResilientCacheMetrics Metrics) Create(IBufferDistributedCache inner)
     {
-        var availability = new CacheAvailability(TimeProvider.System, TimeSpan.FromSeconds(30));
-        var metrics = new ResilientCacheMetrics(meterFactory: null, availability);
+        var controller = new WindowController(TimeProvider.System, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(5));
+        var metrics = new ResilientCacheMetrics(meterFactory: null, controller);
         var connection = new FixedConnection();
-        var guard = new CacheGuard(availability, connection, metrics, NullLogger.Instance, ignoreExceptions: true, logIgnoredExceptions: true);
+        var guard = new CacheGuard(controller, connection, metrics, NullLogger.Instance, ignoreExceptions: true, logIgnoredExceptions: true, TimeSpan.FromSeconds(5));
         return (new ResilientDistributedCache(guard, connection, () => inner, disposeInner: false), metrics);
     }
 
     private static Meter MeterOf(ResilientCacheMetrics metrics) =>
         (Meter)typeof(ResilientCacheMetrics).GetField("_meter", System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic)!.GetValue(metrics)!;
 
-    private sealed class FixedConnection : IResettableConnection
+    private sealed class FixedConnection : IGuardedConnection
     {
         public int Generation => 0;
+
+        public bool IsReady => true;
+
+        public Exception? ConnectFailure => null;
+
+        public ValueTask<bool> WaitReadyAsync(TimeSpan timeout, CancellationToken released) => new(true);
+
+        public bool WaitReady(TimeSpan timeout, CancellationToken released) => true;
+
+        public Task ProbeAsync(TimeSpan budget) => Task.CompletedTask;
 
         public void Reset()
         {

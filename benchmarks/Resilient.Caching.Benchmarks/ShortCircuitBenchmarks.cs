@@ -9,7 +9,7 @@ namespace Resilient.Caching.Benchmarks;
 /// <summary>
 /// The unavailable window is open: every call returns the fallback (miss / skipped write) without touching
 /// Redis. Target: ≤ 100 ns and 0 bytes per call. The window is forced open for a day with the same call the
-/// guard makes on a transport error (<see cref="CacheAvailability.RecordFailure"/>), so no Redis is needed here;
+/// guard makes on a transport error (<see cref="WindowController.RecordFailure"/>), so no Redis is needed here;
 /// the configuration points at a closed port and is never contacted. What the stock provider pays for the same
 /// call with Redis down is in <see cref="RedisDownStockBenchmarks"/> (seconds, not nanoseconds).
 /// </summary>
@@ -33,7 +33,7 @@ public class ShortCircuitBenchmarks
         _ours = CacheProviders.CreateResilient(ClosedPort.Configuration, o => o.UnavailableWindow = TimeSpan.FromDays(1));
         _cache = _ours.Cache;
         _buffer = _ours.BufferCache;
-        ClosedPort.OpenWindow(_ours.Availability);
+        ClosedPort.OpenWindow(_ours);
     }
 
     [GlobalCleanup]
@@ -87,11 +87,14 @@ internal static class ClosedPort
     // Port 1 (tcpmux) is privileged and unused here; nothing connects anyway since no call reaches Redis.
     public const string Configuration = "127.0.0.1:1";
 
-    public static void OpenWindow(CacheAvailability availability)
+    /// <summary>The window controller behind a provider.</summary>
+    public static WindowController ControllerOf(ResilientProvider cache) => ((ResilientDistributedCache)cache.Cache).Controller;
+
+    public static void OpenWindow(ResilientProvider cache)
     {
-        availability.RecordFailure(
-            new RedisConnectionException(ConnectionFailureType.UnableToConnect, CommandFlags.None, "benchmark: window forced open", null, CommandStatus.Unknown), isProbe: false);
-        if (availability.IsAvailable)
+        ControllerOf(cache).RecordFailure(
+            new RedisConnectionException(ConnectionFailureType.UnableToConnect, CommandFlags.None, "benchmark: window forced open", null, CommandStatus.Unknown), confirmed: true, fromProbe: false);
+        if (cache.Availability.IsAvailable)
         {
             throw new InvalidOperationException("The window did not open.");
         }

@@ -6,58 +6,80 @@ using Resilient.Caching.Diagnostics;
 namespace Resilient.Caching;
 
 /// <summary>
-/// The one path every cache operation takes, synchronous or asynchronous, for the distributed cache and the
-/// output-cache store alike: check the window, call Redis, classify what went wrong, open or close the window,
-/// log once, count. The decorators only say which inner call to make.
+/// The one path every cache operation takes, synchronous or asynchronous, for the distributed cache, the
+/// output-cache store and the health check: ask the window controller, make sure a connection is there (within the
+/// operation timeout), call Redis, classify what went wrong, tell the controller, log once, count. The decorators
+/// only say which inner call to make.
 /// </summary>
+/// <remarks>
+/// Every call ends within the operation timeout plus the client's timeout granularity: a call waits for a connection
+/// only when there is none, and then calls Redis only if the wait was short enough to leave a whole operation timeout;
+/// probes run off the callers' path; when the window opens, commands still waiting on the connection are failed
+/// at once (the connection is reset) and callers waiting for a connection are released.
+/// </remarks>
 internal sealed class CacheGuard
 {
-    private readonly CacheAvailability _availability;
-    private readonly IResettableConnection _connection;
+    // A call that had to wait longer than this for a connection takes its fallback rather than a whole operation
+    // timeout on top of the wait.
+    private static readonly TimeSpan s_connectGrace = TimeSpan.FromMilliseconds(50);
+
+    private readonly WindowController _controller;
+    private readonly IGuardedConnection _connection;
     private readonly ResilientCacheMetrics _metrics;
     private readonly ILogger _logger;
     private readonly bool _ignoreExceptions;
     private readonly bool _logExceptions;
+    private readonly TimeSpan _operationTimeout;
     private readonly double _windowSeconds;
 
+    // Bounds on waits for the network run on real time; the window runs on the application's clock.
+    private readonly TimeProvider _network = TimeProvider.System;
+
     public CacheGuard(
-        CacheAvailability availability,
-        IResettableConnection connection,
+        WindowController controller,
+        IGuardedConnection connection,
         ResilientCacheMetrics metrics,
         ILogger logger,
         bool ignoreExceptions,
-        bool logIgnoredExceptions)
+        bool logIgnoredExceptions,
+        TimeSpan operationTimeout)
     {
-        _availability = availability;
+        _controller = controller;
         _connection = connection;
         _metrics = metrics;
         _logger = logger;
         _ignoreExceptions = ignoreExceptions;
         _logExceptions = logIgnoredExceptions;
-        _windowSeconds = availability.Window.TotalSeconds;
+        _operationTimeout = operationTimeout;
+        _windowSeconds = controller.Window.TotalSeconds;
+        Availability = new CacheAvailability(controller);
     }
 
-    public CacheAvailability Availability => _availability;
+    public CacheAvailability Availability { get; }
+
+    internal WindowController Controller => _controller;
 
     public ILogger Logger => _logger;
 
-    public TimeProvider TimeProvider => _availability.TimeProvider;
+    public TimeProvider TimeProvider => _controller.TimeProvider;
 
     public TResult Run<TState, TResult>(
         CacheOperation operation, TState state, Func<TState, TResult> call, Func<TResult, CacheOutcome> outcome, TResult fallback)
     {
-        if (!TryBegin(operation, out var attempt))
+        var entry = Enter(operation);
+        if (entry == Entry.Fallback || (entry == Entry.NeedsConnection && WaitForConnection(operation) == TimeSpan.Zero))
         {
             return fallback;
         }
 
+        var attempt = Begin(operation);
         try
         {
             var result = call(state);
-            Succeeded(attempt, outcome(result));
+            _metrics.Completed(operation, outcome(result), attempt.StartTimestamp);
             return result;
         }
-        catch (Exception exception) when (ShouldSwallow(attempt, exception, pending: null, CancellationToken.None))
+        catch (Exception exception) when (Settle(attempt, exception, pending: null, CancellationToken.None))
         {
             return fallback;
         }
@@ -76,30 +98,38 @@ internal sealed class CacheGuard
     {
         // Nothing is awaited before this returns on the short-circuit path, so it completes synchronously:
         // no allocation while the window is open.
-        if (!TryBegin(operation, out var attempt))
+        var entry = Enter(operation);
+        var deadline = Timeout.InfiniteTimeSpan;
+        if (entry == Entry.NeedsConnection)
+        {
+            deadline = await WaitForConnectionAsync(operation, holdsCallerMemory, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (entry == Entry.Fallback || deadline == TimeSpan.Zero)
         {
             return fallback;
         }
 
+        var attempt = Begin(operation);
         Task<TResult>? pending = null;
         try
         {
-            var call1 = call(state, cancellationToken);
+            var inner = call(state, cancellationToken);
             TResult result;
-            if (WaitsWithToken(call1.IsCompleted, holdsCallerMemory, cancellationToken))
+            if (WaitsWithToken(inner.IsCompleted, holdsCallerMemory, cancellationToken) || (deadline != Timeout.InfiniteTimeSpan && !inner.IsCompleted))
             {
-                pending = call1.AsTask();
-                result = await pending.WaitAsync(cancellationToken).ConfigureAwait(false);
+                pending = inner.AsTask();
+                result = await pending.WaitAsync(deadline, _network, cancellationToken).ConfigureAwait(false);
             }
             else
             {
-                result = await call1.ConfigureAwait(false);
+                result = await inner.ConfigureAwait(false);
             }
 
-            Succeeded(attempt, outcome(result));
+            _metrics.Completed(operation, outcome(result), attempt.StartTimestamp);
             return result;
         }
-        catch (Exception exception) when (ShouldSwallow(attempt, exception, pending, cancellationToken))
+        catch (Exception exception) when (Settle(attempt, exception, pending, cancellationToken, deadline))
         {
             return fallback;
         }
@@ -109,30 +139,48 @@ internal sealed class CacheGuard
     public async ValueTask RunAsync<TState>(
         CacheOperation operation, TState state, Func<TState, CancellationToken, ValueTask> call, CancellationToken cancellationToken, bool holdsCallerMemory = false)
     {
-        if (!TryBegin(operation, out var attempt))
+        var entry = Enter(operation);
+        var deadline = Timeout.InfiniteTimeSpan;
+        if (entry == Entry.NeedsConnection)
+        {
+            deadline = await WaitForConnectionAsync(operation, holdsCallerMemory, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (entry == Entry.Fallback || deadline == TimeSpan.Zero)
         {
             return;
         }
 
+        var attempt = Begin(operation);
         Task? pending = null;
         try
         {
-            var call1 = call(state, cancellationToken);
-            if (WaitsWithToken(call1.IsCompleted, holdsCallerMemory, cancellationToken))
+            var inner = call(state, cancellationToken);
+            if (WaitsWithToken(inner.IsCompleted, holdsCallerMemory, cancellationToken) || (deadline != Timeout.InfiniteTimeSpan && !inner.IsCompleted))
             {
-                pending = call1.AsTask();
-                await pending.WaitAsync(cancellationToken).ConfigureAwait(false);
+                pending = inner.AsTask();
+                await pending.WaitAsync(deadline, _network, cancellationToken).ConfigureAwait(false);
             }
             else
             {
-                await call1.ConfigureAwait(false);
+                await inner.ConfigureAwait(false);
             }
 
-            Succeeded(attempt, CacheOutcome.Write);
+            _metrics.Completed(operation, CacheOutcome.Write, attempt.StartTimestamp);
         }
-        catch (Exception exception) when (ShouldSwallow(attempt, exception, pending, cancellationToken))
+        catch (Exception exception) when (Settle(attempt, exception, pending, cancellationToken, deadline))
         {
         }
+    }
+
+    public CacheUnavailableException CreateUnavailableException()
+    {
+        var retryAfter = _controller.RetryAfter;
+        return new CacheUnavailableException(
+            $"Redis is unavailable; the cache skips it for another {retryAfter.TotalSeconds:0.###} s.", _controller.LastError)
+        {
+            RetryAfter = retryAfter,
+        };
     }
 
     /// <summary>
@@ -145,192 +193,285 @@ internal sealed class CacheGuard
     private static bool WaitsWithToken(bool completed, bool holdsCallerMemory, CancellationToken cancellationToken) =>
         !completed && cancellationToken.CanBeCanceled && !holdsCallerMemory;
 
-    /// <summary>True when the caller may call Redis; false (or <see cref="CacheUnavailableException"/>) inside the window.</summary>
-    public bool TryBegin(CacheOperation operation, out Attempt attempt)
+    /// <summary>The window's verdict, and whether a connection is there: the hot path is two volatile reads.</summary>
+    private Entry Enter(CacheOperation operation)
     {
-        var gate = _availability.TryEnter();
-        if (gate == CacheAvailability.Gate.ShortCircuit)
+        var gate = _controller.TryEnter();
+        if (gate == WindowController.Gate.Proceed)
         {
-            _metrics.Skipped(operation);
-            attempt = default;
-            return _ignoreExceptions ? false : throw CreateUnavailableException();
+            return _connection.IsReady ? Entry.Proceed : Entry.NeedsConnection;
         }
 
-        attempt = new Attempt(operation, gate == CacheAvailability.Gate.Probe, _metrics.Start());
-        return true;
-    }
-
-    public void Succeeded(in Attempt attempt, CacheOutcome outcome)
-    {
-        if (attempt.IsProbe)
+        if (gate == WindowController.Gate.StartProbe)
         {
-            CloseWindow();
+            StartProbe();
         }
 
-        _metrics.Completed(attempt.Operation, outcome, attempt.StartTimestamp);
+        return Skip(operation);
     }
 
-    private void CloseWindow()
+    private Entry Skip(CacheOperation operation)
     {
-        var (outage, skipped) = _availability.RecordProbeSuccess();
-        _metrics.Transition("closed");
-        Log.WindowClosed(_logger, outage.TotalSeconds, skipped);
+        _metrics.Skipped(operation);
+        return _ignoreExceptions ? Entry.Fallback : throw CreateUnavailableException();
+    }
+
+    private Attempt Begin(CacheOperation operation) => new(operation, _connection.Generation, _metrics.Start());
+
+    /// <summary>Waits for a connection (a cold start, a reconnect) for a synchronous caller; <see cref="TimeSpan.Zero"/> means "take the fallback".</summary>
+    private TimeSpan WaitForConnection(CacheOperation operation)
+    {
+        var started = _network.GetTimestamp();
+        var ready = _connection.WaitReady(_operationTimeout, _controller.Released);
+
+        // A synchronous call cannot be abandoned: it may call Redis only with a whole operation timeout left.
+        return AfterConnectionWait(operation, ready, started, canAbandon: false);
     }
 
     /// <summary>
-    /// The exception filter of every operation: records what the failure means and answers whether the caller
-    /// gets the fallback (true) or the exception (false). Runs before the stack unwinds, which is harmless here.
+    /// Waits for a connection (a cold start, a reconnect) for an asynchronous caller. Returns how long the call may
+    /// then wait for Redis (<see cref="Timeout.InfiniteTimeSpan"/>: the client's own timeout is enough), or
+    /// <see cref="TimeSpan.Zero"/> for "take the fallback".
     /// </summary>
-    public bool ShouldSwallow(in Attempt attempt, Exception exception, Task? pending, CancellationToken cancellationToken)
+    private async ValueTask<TimeSpan> WaitForConnectionAsync(CacheOperation operation, bool holdsCallerMemory, CancellationToken cancellationToken)
     {
+        var started = _network.GetTimestamp();
+        bool ready;
+        if (cancellationToken.CanBeCanceled)
+        {
+            // Rare (a cold start, a reconnect): a linked token is affordable here.
+            using var either = CancellationTokenSource.CreateLinkedTokenSource(_controller.Released, cancellationToken);
+            ready = await _connection.WaitReadyAsync(_operationTimeout, either.Token).ConfigureAwait(false);
+            cancellationToken.ThrowIfCancellationRequested();
+        }
+        else
+        {
+            ready = await _connection.WaitReadyAsync(_operationTimeout, _controller.Released).ConfigureAwait(false);
+        }
+
+        return AfterConnectionWait(operation, ready, started, canAbandon: !holdsCallerMemory);
+    }
+
+    private TimeSpan AfterConnectionWait(CacheOperation operation, bool ready, long started, bool canAbandon)
+    {
+        var waited = _network.GetElapsedTime(started);
+        if (ready && waited <= s_connectGrace)
+        {
+            return Timeout.InfiniteTimeSpan;
+        }
+
+        if (ready && canAbandon && _operationTimeout - waited > s_connectGrace)
+        {
+            // What is left of the operation timeout, after which the caller is let go and the call observed.
+            return _operationTimeout - waited;
+        }
+
+        if (!ready && !_controller.Released.IsCancellationRequested)
+        {
+            // A whole operation timeout without a connection: as good as a command timing out (or the credentials were refused).
+            var exception = _connection.ConnectFailure is { } failure && RedisErrorClassifier.Classify(failure) == RedisFailureKind.Authentication
+                ? failure
+                : RedisConnectPendingException.WaitedOutFor(_operationTimeout);
+            if (!Settle(Begin(operation), exception, pending: null, CancellationToken.None))
+            {
+                throw exception;
+            }
+
+            return TimeSpan.Zero;
+        }
+
+        Skip(operation);
+        return TimeSpan.Zero;
+    }
+
+    /// <summary>
+    /// What a failed call means, for a call the caller waited for and for one it abandoned alike: classifies the
+    /// error, tells the controller, logs, counts. Answers whether the caller gets the fallback (true) or the
+    /// exception (false). Runs as an exception filter, before the stack unwinds, which is harmless here.
+    /// </summary>
+    private bool Settle(in Attempt attempt, Exception exception, Task? pending, CancellationToken cancellationToken, TimeSpan deadline = default)
+    {
+        if (exception is TimeoutException && deadline > TimeSpan.Zero && pending is { IsCompleted: false })
+        {
+            // Our own bound after a slow connect, not Redis timing out: let the caller go, and let the call's real
+            // outcome count when it comes.
+            ObserveAbandoned(pending, attempt);
+            _metrics.Skipped(attempt.Operation);
+            return _ignoreExceptions;
+        }
+
         if (exception is OperationCanceledException && cancellationToken.IsCancellationRequested)
         {
             if (pending is { IsCompleted: false })
             {
-                // The caller gave up; Redis has not answered yet. Its answer still counts, off the caller's path:
-                // a probe keeps the probe until Redis answers, so nobody else pays the same wait meanwhile.
-                ObserveAbandoned(pending, attempt.Operation, attempt.IsProbe);
-            }
-            else if (attempt.IsProbe)
-            {
-                _availability.ReleaseProbe();
+                // The caller gave up; Redis has not answered yet. Its answer still counts, off the caller's path.
+                ObserveAbandoned(pending, attempt);
             }
 
             return false;
         }
 
-        var kind = RedisErrorClassifier.Classify(exception);
+        _metrics.Completed(attempt.Operation, CacheOutcome.Error, attempt.StartTimestamp);
+        var kind = RedisErrorClassifier.Classify(exception, connectionWasReset: attempt.Generation != _connection.Generation);
         if (kind == RedisFailureKind.None)
         {
-            if (attempt.IsProbe)
-            {
-                _availability.ReleaseProbe();
-            }
-
-            _metrics.Completed(attempt.Operation, CacheOutcome.Error, attempt.StartTimestamp);
             return false;
         }
 
-        RecordFailure(attempt.Operation, attempt.IsProbe, exception, kind);
-        _metrics.Completed(attempt.Operation, CacheOutcome.Error, attempt.StartTimestamp);
+        RecordFailure(attempt, exception, kind);
         return _ignoreExceptions;
     }
 
-    public CacheUnavailableException CreateUnavailableException()
-    {
-        var retryAfter = _availability.RetryAfter;
-        return new CacheUnavailableException(
-            $"Redis is unavailable; the cache skips it for another {retryAfter.TotalSeconds:0.###} s.", _availability.LastError)
-        {
-            RetryAfter = retryAfter,
-        };
-    }
-
-    private void RecordFailure(CacheOperation operation, bool isProbe, Exception exception, RedisFailureKind kind)
-    {
-        var transition = _availability.RecordFailure(exception, isProbe);
-        if (kind == RedisFailureKind.Transport && transition != CacheAvailability.Transition.AlreadyOpen && exception is not RedisConnectPendingException)
-        {
-            // The socket may be silently dead while the multiplexer still believes it is connected (its own
-            // heartbeat needs tens of seconds, and nothing is sent during the window): probe on a fresh one.
-            _connection.Reset();
-        }
-
-        var logged = _logExceptions ? exception : null;
-        var reason = Describe(exception);
-        var operationName = OperationName(operation);
-        switch (transition)
-        {
-            case CacheAvailability.Transition.Opened:
-                _metrics.Transition("opened");
-                if (kind == RedisFailureKind.Authentication)
-                {
-                    Log.AuthenticationFailed(_logger, logged, operationName, reason, _windowSeconds);
-                }
-                else
-                {
-                    Log.WindowOpened(_logger, logged, operationName, reason, _windowSeconds);
-                }
-
-                break;
-            case CacheAvailability.Transition.Reopened:
-                _metrics.Transition("reopened");
-                if (kind == RedisFailureKind.Authentication)
-                {
-                    Log.AuthenticationFailed(_logger, logged, operationName, reason, _windowSeconds);
-                }
-                else
-                {
-                    Log.ProbeFailed(_logger, logged, operationName, reason, _windowSeconds);
-                }
-
-                break;
-            default:
-                if (_logExceptions)
-                {
-                    Log.ErrorWhileUnavailable(_logger, exception, operationName, reason);
-                }
-
-                break;
-        }
-    }
-
-    private void ObserveAbandoned(Task pending, CacheOperation operation, bool isProbe)
+    private void ObserveAbandoned(Task pending, Attempt attempt)
     {
         _ = pending.ContinueWith(
             static (task, state) =>
             {
-                var (guard, operation, isProbe) = ((CacheGuard, CacheOperation, bool))state!;
-                var exception = task.Exception?.InnerException;
-                if (exception is null)
+                var (guard, attempt) = ((CacheGuard, Attempt))state!;
+                if (task.Exception?.InnerException is not { } exception)
                 {
-                    if (isProbe && task.IsCompletedSuccessfully)
-                    {
-                        guard.CloseWindow();
-                    }
-                    else if (isProbe)
-                    {
-                        guard._availability.ReleaseProbe();
-                    }
-
                     return;
                 }
 
-                var kind = RedisErrorClassifier.Classify(exception);
-                if (kind != RedisFailureKind.None)
+                if (!guard.Settle(attempt, exception, pending: null, CancellationToken.None) && guard._logExceptions)
                 {
-                    guard.RecordFailure(operation, isProbe, exception, kind);
-                    return;
-                }
-
-                if (isProbe)
-                {
-                    guard._availability.ReleaseProbe();
-                }
-
-                if (guard._logExceptions)
-                {
-                    Log.AbandonedOperationFailed(guard._logger, exception, OperationName(operation), Describe(exception));
+                    Log.AbandonedOperationFailed(guard._logger, exception, attempt.Operation.Name(), Describe(exception));
                 }
             },
-            (this, operation, isProbe),
+            (this, attempt),
             CancellationToken.None,
             TaskContinuationOptions.ExecuteSynchronously,
             TaskScheduler.Default);
     }
 
-    internal static string OperationName(CacheOperation operation) => operation switch
+    private void RecordFailure(in Attempt attempt, Exception exception, RedisFailureKind kind)
     {
-        CacheOperation.Get => "Get",
-        CacheOperation.Set => "Set",
-        CacheOperation.Refresh => "Refresh",
-        CacheOperation.Remove => "Remove",
-        CacheOperation.Ping => "Ping",
-        _ => "EvictByTag",
+        var transition = _controller.RecordFailure(exception, IsConfirmed(exception, kind), fromProbe: false);
+
+        // Only a failure of the current connection says anything about it: one of a connection already reset does not
+        // reset the fresh one (a probe may be using it).
+        var onCurrentConnection = attempt.Generation == _connection.Generation;
+        switch (transition)
+        {
+            case WindowController.Transition.Opened:
+                if (kind == RedisFailureKind.Transport && onCurrentConnection)
+                {
+                    // Releases every command still waiting on the dead connection, and the probe connects afresh.
+                    _connection.Reset();
+                }
+
+                LogOpened(attempt.Operation, exception, kind, transition);
+                break;
+            case WindowController.Transition.Suspected:
+                if (kind == RedisFailureKind.Transport && onCurrentConnection && !IsStarvation(exception))
+                {
+                    _connection.Reset();
+                }
+
+                if (_logExceptions)
+                {
+                    Log.FailureSuspected(_logger, exception, attempt.Operation.Name(), Describe(exception));
+                }
+
+                StartProbe();
+                break;
+            default:
+                if (_logExceptions)
+                {
+                    Log.ErrorWhileUnavailable(_logger, exception, attempt.Operation.Name(), Describe(exception));
+                }
+
+                break;
+        }
+    }
+
+    /// <summary>
+    /// Whether a failure is an outage at once, or a suspicion a probe must confirm first: a reset, a refusal or a
+    /// closed connection may be a blip (CLIENT KILL, a load balancer recycling a connection, a quick restart), and a
+    /// timeout while the application's own thread pool is starved says nothing about the path to Redis.
+    /// </summary>
+    private bool IsConfirmed(Exception exception, RedisFailureKind kind) => kind != RedisFailureKind.Transport || exception switch
+    {
+        RedisConnectPendingException pending => pending.WaitedOut,
+        TimeoutException => !IsStarvation(exception),
+        _ => false,
     };
+
+    private bool IsStarvation(Exception exception) => exception is TimeoutException && IsThreadPoolStarved();
+
+    /// <summary>Whether the thread pool is starved now: work is queued while every pool thread is busy. Replaceable for tests.</summary>
+    internal Func<bool> IsThreadPoolStarved { get; set; } = static () =>
+    {
+        ThreadPool.GetMaxThreads(out var maxWorkers, out _);
+        ThreadPool.GetAvailableThreads(out var availableWorkers, out _);
+        return ThreadPool.PendingWorkItemCount > 0 && maxWorkers - availableWorkers >= ThreadPool.ThreadCount;
+    };
+
+    /// <summary>The probe runs off every caller's path: the caller that started it, like the others, takes its fallback.</summary>
+    private void StartProbe() => _ = ProbeAsync();
+
+    private async Task ProbeAsync()
+    {
+        var generation = _connection.Generation;
+        try
+        {
+            await _connection.ProbeAsync(_operationTimeout).ConfigureAwait(false);
+        }
+        catch (Exception exception)
+        {
+            var kind = RedisErrorClassifier.Classify(exception, connectionWasReset: generation != _connection.Generation);
+            var transition = _controller.RecordFailure(exception, confirmed: true, fromProbe: true);
+            if (kind is RedisFailureKind.Transport or RedisFailureKind.None && generation == _connection.Generation)
+            {
+                _connection.Reset();
+            }
+
+            LogOpened(CacheOperation.Ping, exception, kind, transition);
+            return;
+        }
+
+        if (_controller.RecordProbeSuccess() is { } closed)
+        {
+            if (closed.WasOutage)
+            {
+                _metrics.Transition(WindowController.Transition.Closed);
+                Log.WindowClosed(_logger, closed.Outage.TotalSeconds, closed.Skipped);
+            }
+            else
+            {
+                Log.BlipRecovered(_logger, closed.Outage.TotalMilliseconds, closed.Skipped);
+            }
+        }
+    }
+
+    private void LogOpened(CacheOperation operation, Exception exception, RedisFailureKind kind, WindowController.Transition transition)
+    {
+        _metrics.Transition(transition);
+        var logged = _logExceptions ? exception : null;
+        var reason = Describe(exception);
+        if (kind == RedisFailureKind.Authentication)
+        {
+            Log.AuthenticationFailed(_logger, logged, operation.Name(), reason, _windowSeconds);
+        }
+        else if (transition == WindowController.Transition.Reopened)
+        {
+            Log.ProbeFailed(_logger, logged, operation.Name(), reason, _windowSeconds);
+        }
+        else
+        {
+            Log.WindowOpened(_logger, logged, operation.Name(), reason, _windowSeconds);
+        }
+    }
 
     // One description for every log line and the health check: type and first line, passwords masked.
     private static string Describe(Exception exception) => Diagnostics.ResilientRedisCacheHealthCheck.Describe(exception);
 
-    internal readonly record struct Attempt(CacheOperation Operation, bool IsProbe, long StartTimestamp);
+    private enum Entry
+    {
+        Proceed,
+        NeedsConnection,
+        Fallback,
+    }
+
+    private readonly record struct Attempt(CacheOperation Operation, int Generation, long StartTimestamp);
 }

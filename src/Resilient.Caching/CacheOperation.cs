@@ -13,6 +13,20 @@ internal enum CacheOperation
     Ping,
 }
 
+/// <summary>The names of the operations in log lines (metrics use their own lower-case names).</summary>
+internal static class CacheOperationNames
+{
+    public static string Name(this CacheOperation operation) => operation switch
+    {
+        CacheOperation.Get => "Get",
+        CacheOperation.Set => "Set",
+        CacheOperation.Refresh => "Refresh",
+        CacheOperation.Remove => "Remove",
+        CacheOperation.Ping => "Ping",
+        _ => "EvictByTag",
+    };
+}
+
 /// <summary>How an operation ended, as counted in metrics.</summary>
 internal enum CacheOutcome
 {

@@ -19,6 +19,8 @@ internal static partial class Log
     internal const int IdAbandonedOperationFailed = 9;
     internal const int IdTagEvictionSkipped = 10;
     internal const int IdConnectFailed = 11;
+    internal const int IdFailureSuspected = 20;
+    internal const int IdBlipRecovered = 21;
 
     [LoggerMessage(LogLevel.Warning, "Redis is unavailable ({Operation} failed: {Reason}); the cache skips Redis for {WindowSeconds} s, then probes it again.",
         EventName = "WindowOpened", EventId = IdWindowOpened)]
@@ -63,6 +65,14 @@ internal static partial class Log
     [LoggerMessage(LogLevel.Debug, "Output-cache eviction of tag '{Tag}' was skipped too (Redis unavailable).",
         EventName = "TagEvictionSkippedAgain", EventId = IdTagEvictionSkipped)]
     public static partial void TagEvictionSkippedAgain(ILogger logger, string tag);
+
+    [LoggerMessage(LogLevel.Debug, "A Redis {Operation} failed ({Reason}); checking on a fresh connection whether Redis is really unavailable before skipping it.",
+        EventName = "FailureSuspected", EventId = IdFailureSuspected)]
+    public static partial void FailureSuspected(ILogger logger, Exception? exception, string operation, string reason);
+
+    [LoggerMessage(LogLevel.Debug, "Redis answered the check after {Milliseconds:0} ms: it was a blip, not an outage ({SkippedOperations} cache operations skipped Redis meanwhile).",
+        EventName = "BlipRecovered", EventId = IdBlipRecovered)]
+    public static partial void BlipRecovered(ILogger logger, double milliseconds, long skippedOperations);
 
     [LoggerMessage(LogLevel.Warning, "Connecting to Redis failed: {Reason}. The cache keeps working without Redis and tries again after the unavailable window.",
         EventName = "ConnectFailed", EventId = IdConnectFailed)]

@@ -27,7 +27,9 @@ internal static class RedisErrorClassifier
 
     private static readonly string[] s_authenticationReplies = ["NOAUTH", "WRONGPASS"];
 
-    public static RedisFailureKind Classify(Exception exception)
+    /// <param name="exception">What the call threw.</param>
+    /// <param name="connectionWasReset">The connection the call used has been reset since it began: whatever it throws on the way out is the reset's doing.</param>
+    public static RedisFailureKind Classify(Exception exception, bool connectionWasReset = false)
     {
         switch (exception)
         {
@@ -43,11 +45,11 @@ internal static class RedisErrorClassifier
             case IOException:
                 return RedisFailureKind.Transport;
             case ObjectDisposedException disposed:
-                return IsRedisObject(disposed.ObjectName) ? RedisFailureKind.Transport : RedisFailureKind.None;
+                return connectionWasReset || ThrownByRedisStack(disposed) ? RedisFailureKind.Transport : RedisFailureKind.None;
             case RedisServerException server:
                 return ClassifyReply(server);
             case AggregateException aggregate:
-                return ClassifyAggregate(aggregate);
+                return ClassifyAggregate(aggregate, connectionWasReset);
             default:
                 return RedisFailureKind.None;
         }
@@ -79,23 +81,39 @@ internal static class RedisErrorClassifier
     /// <summary>
     /// A closed multiplexer, socket or pipe, or a discarded inner cache or store, is a connection going away; a
     /// disposed object of the caller's (a buffer writer, a service provider) is the caller's bug and propagates.
+    /// Decided by the code that threw, not by the wording of an object name: the frame that threw belongs to the
+    /// Redis client, its socket and pipe layers, or Microsoft's Redis cache and output-cache store.
     /// </summary>
-    private static bool IsRedisObject(string? objectName) =>
-        string.IsNullOrEmpty(objectName)
-        || objectName.Contains("Redis", StringComparison.OrdinalIgnoreCase)
-        || objectName.Contains("Multiplexer", StringComparison.OrdinalIgnoreCase)
-        || objectName.Contains("OutputCache", StringComparison.OrdinalIgnoreCase)
-        || objectName.StartsWith("System.Net.Sockets", StringComparison.Ordinal)
-        || objectName.StartsWith("System.IO.Pipelines", StringComparison.Ordinal)
-        || objectName.StartsWith("Pipelines.Sockets", StringComparison.Ordinal);
+    private static bool ThrownByRedisStack(ObjectDisposedException exception)
+    {
+        foreach (var frame in new System.Diagnostics.StackTrace(exception, fNeedFileInfo: false).GetFrames())
+        {
+            var type = frame.GetMethod()?.DeclaringType;
+            if (type is null || type == typeof(ObjectDisposedException) || type.FullName == "System.ThrowHelper")
+            {
+                // The throw helpers: the code that called them decides.
+                continue;
+            }
+
+            var assembly = type.Assembly.GetName().Name ?? string.Empty;
+            return assembly.StartsWith("StackExchange.Redis", StringComparison.Ordinal)
+                || assembly.StartsWith("Pipelines.Sockets.Unofficial", StringComparison.Ordinal)
+                || assembly is "System.Net.Sockets" or "System.IO.Pipelines"
+                || assembly.StartsWith("Microsoft.Extensions.Caching.StackExchangeRedis", StringComparison.Ordinal)
+                || assembly.StartsWith("Microsoft.AspNetCore.OutputCaching.StackExchangeRedis", StringComparison.Ordinal)
+                || type.Assembly == typeof(RedisErrorClassifier).Assembly;
+        }
+
+        return false;
+    }
 
     /// <summary>Swallowable only when every inner exception is; the first inner one decides the kind.</summary>
-    private static RedisFailureKind ClassifyAggregate(AggregateException aggregate)
+    private static RedisFailureKind ClassifyAggregate(AggregateException aggregate, bool connectionWasReset)
     {
         var result = RedisFailureKind.None;
         foreach (var inner in aggregate.Flatten().InnerExceptions)
         {
-            var kind = Classify(inner);
+            var kind = Classify(inner, connectionWasReset);
             if (kind == RedisFailureKind.None)
             {
                 return RedisFailureKind.None;

@@ -17,57 +17,36 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
     private static readonly Task<byte[]?> s_noValue = Task.FromResult<byte[]?>(null);
 
     private readonly CacheGuard _guard;
-    private readonly IResettableConnection _connection;
-    private readonly Func<IBufferDistributedCache> _createInner;
+    private readonly Generational<IBufferDistributedCache> _inner;
     private readonly bool _disposeInner;
-    private Generation _inner;
 
-    internal ResilientDistributedCache(CacheGuard guard, IResettableConnection connection, Func<IBufferDistributedCache> createInner, bool disposeInner)
+    internal ResilientDistributedCache(CacheGuard guard, IGuardedConnection connection, Func<IBufferDistributedCache> createInner, bool disposeInner)
     {
         _guard = guard;
-        _connection = connection;
-        _createInner = createInner;
+        _inner = new Generational<IBufferDistributedCache>(connection, _ => createInner());
         _disposeInner = disposeInner;
-        _inner = new Generation(connection.Generation, createInner());
     }
 
     /// <summary>Gets the state of the unavailable window this cache uses.</summary>
     public CacheAvailability Availability => _guard.Availability;
 
-    /// <summary>
-    /// The inner cache for the current connection generation. After a reset of the connection the stock cache
-    /// would keep its cached, dead connection, so a new one is built over the fresh multiplexer.
-    /// </summary>
-    private IBufferDistributedCache Inner
-    {
-        get
-        {
-            var inner = Volatile.Read(ref _inner);
-            var generation = _connection.Generation;
-            if (inner.Number == generation)
-            {
-                return inner.Cache;
-            }
+    internal WindowController Controller => _guard.Controller;
 
-            var replacement = new Generation(generation, _createInner());
-            var winner = Interlocked.CompareExchange(ref _inner, replacement, inner);
-            return winner == inner ? replacement.Cache : winner.Cache;
-        }
-    }
+    private IBufferDistributedCache Inner => _inner.Current;
 
     /// <inheritdoc />
     public byte[]? Get(string key)
     {
         ArgumentNullException.ThrowIfNull(key);
-        return _guard.Run(CacheOperation.Get, (this, key), static s => s.Item1.Inner.Get(s.key), s_valueOutcome, null);
+        return _guard.Run(CacheOperation.Get, (cache: this, key), static s => s.cache.Inner.Get(s.key), s_valueOutcome, null);
     }
 
     /// <inheritdoc />
     public Task<byte[]?> GetAsync(string key, CancellationToken token = default)
     {
         ArgumentNullException.ThrowIfNull(key);
-        return AsTask(_guard.RunAsync(CacheOperation.Get, (this, key),
-            static (s, ct) => new ValueTask<byte[]?>(s.Item1.Inner.GetAsync(s.key, ct)), s_valueOutcome, null, token));
+        return AsTask(_guard.RunAsync(CacheOperation.Get, (cache: this, key),
+            static (s, ct) => new ValueTask<byte[]?>(s.cache.Inner.GetAsync(s.key, ct)), s_valueOutcome, null, token));
     }
 
     /// <inheritdoc />
@@ -75,7 +54,7 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(destination);
-        return _guard.Run(CacheOperation.Get, (this, key, destination), static s => s.Item1.Inner.TryGet(s.key, s.destination), s_foundOutcome, false);
+        return _guard.Run(CacheOperation.Get, (cache: this, key, destination), static s => s.cache.Inner.TryGet(s.key, s.destination), s_foundOutcome, false);
     }
 
     /// <inheritdoc />
@@ -83,16 +62,16 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(destination);
-        return _guard.RunAsync(CacheOperation.Get, (this, key, destination),
-            static (s, ct) => s.Item1.Inner.TryGetAsync(s.key, s.destination, ct), s_foundOutcome, false, token, holdsCallerMemory: true);
+        return _guard.RunAsync(CacheOperation.Get, (cache: this, key, destination),
+            static (s, ct) => s.cache.Inner.TryGetAsync(s.key, s.destination, ct), s_foundOutcome, false, token, holdsCallerMemory: true);
     }
 
     /// <inheritdoc />
     public void Set(string key, byte[] value, DistributedCacheEntryOptions options)
     {
         ValidateSet(key, value, options);
-        _guard.Run(CacheOperation.Set, (this, key, value, options),
-            static s => { s.Item1.Inner.Set(s.key, s.value, s.options); return true; }, s_writeOutcome, false);
+        _guard.Run(CacheOperation.Set, (cache: this, key, value, options),
+            static s => { s.cache.Inner.Set(s.key, s.value, s.options); return true; }, s_writeOutcome, false);
     }
 
     // Both SetAsync overloads, optional token included, are the shapes IDistributedCache and IBufferDistributedCache define.
@@ -101,24 +80,24 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
     public Task SetAsync(string key, byte[] value, DistributedCacheEntryOptions options, CancellationToken token = default)
     {
         ValidateSet(key, value, options);
-        return _guard.RunAsync(CacheOperation.Set, (this, key, value, options),
-            static (s, ct) => new ValueTask(s.Item1.Inner.SetAsync(s.key, s.value, s.options, ct)), token).AsTask();
+        return _guard.RunAsync(CacheOperation.Set, (cache: this, key, value, options),
+            static (s, ct) => new ValueTask(s.cache.Inner.SetAsync(s.key, s.value, s.options, ct)), token).AsTask();
     }
 
     /// <inheritdoc />
     public void Set(string key, ReadOnlySequence<byte> value, DistributedCacheEntryOptions options)
     {
         ValidateSet(key, value, options);
-        _guard.Run(CacheOperation.Set, (this, key, value, options),
-            static s => { s.Item1.Inner.Set(s.key, s.value, s.options); return true; }, s_writeOutcome, false);
+        _guard.Run(CacheOperation.Set, (cache: this, key, value, options),
+            static s => { s.cache.Inner.Set(s.key, s.value, s.options); return true; }, s_writeOutcome, false);
     }
 
     /// <inheritdoc />
     public ValueTask SetAsync(string key, ReadOnlySequence<byte> value, DistributedCacheEntryOptions options, CancellationToken token = default)
     {
         ValidateSet(key, value, options);
-        return _guard.RunAsync(CacheOperation.Set, (this, key, value, options),
-            static (s, ct) => s.Item1.Inner.SetAsync(s.key, s.value, s.options, ct), token, holdsCallerMemory: true);
+        return _guard.RunAsync(CacheOperation.Set, (cache: this, key, value, options),
+            static (s, ct) => s.cache.Inner.SetAsync(s.key, s.value, s.options, ct), token, holdsCallerMemory: true);
     }
 
 #pragma warning restore RS0026
@@ -127,34 +106,34 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
     public void Refresh(string key)
     {
         ArgumentNullException.ThrowIfNull(key);
-        _guard.Run(CacheOperation.Refresh, (this, key), static s => { s.Item1.Inner.Refresh(s.key); return true; }, s_writeOutcome, false);
+        _guard.Run(CacheOperation.Refresh, (cache: this, key), static s => { s.cache.Inner.Refresh(s.key); return true; }, s_writeOutcome, false);
     }
 
     /// <inheritdoc />
     public Task RefreshAsync(string key, CancellationToken token = default)
     {
         ArgumentNullException.ThrowIfNull(key);
-        return _guard.RunAsync(CacheOperation.Refresh, (this, key), static (s, ct) => new ValueTask(s.Item1.Inner.RefreshAsync(s.key, ct)), token).AsTask();
+        return _guard.RunAsync(CacheOperation.Refresh, (cache: this, key), static (s, ct) => new ValueTask(s.cache.Inner.RefreshAsync(s.key, ct)), token).AsTask();
     }
 
     /// <inheritdoc />
     public void Remove(string key)
     {
         ArgumentNullException.ThrowIfNull(key);
-        _guard.Run(CacheOperation.Remove, (this, key), static s => { s.Item1.Inner.Remove(s.key); return true; }, s_writeOutcome, false);
+        _guard.Run(CacheOperation.Remove, (cache: this, key), static s => { s.cache.Inner.Remove(s.key); return true; }, s_writeOutcome, false);
     }
 
     /// <inheritdoc />
     public Task RemoveAsync(string key, CancellationToken token = default)
     {
         ArgumentNullException.ThrowIfNull(key);
-        return _guard.RunAsync(CacheOperation.Remove, (this, key), static (s, ct) => new ValueTask(s.Item1.Inner.RemoveAsync(s.key, ct)), token).AsTask();
+        return _guard.RunAsync(CacheOperation.Remove, (cache: this, key), static (s, ct) => new ValueTask(s.cache.Inner.RemoveAsync(s.key, ct)), token).AsTask();
     }
 
     /// <summary>Disposes the inner cache when the connection is the application's (as the stock provider would).</summary>
     public void Dispose()
     {
-        if (_disposeInner && Volatile.Read(ref _inner).Cache is IDisposable disposable)
+        if (_disposeInner && _inner.Latest is IDisposable disposable)
         {
             disposable.Dispose();
         }
@@ -189,6 +168,4 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
             throw new ArgumentOutOfRangeException(nameof(options), absolute, "The absolute expiration value must be in the future.");
         }
     }
-
-    private sealed record Generation(int Number, IBufferDistributedCache Cache);
 }

@@ -24,10 +24,11 @@ internal sealed class ResilientRedisCacheServices : IDisposable
         TimeProvider = services.GetService<TimeProvider>() ?? TimeProvider.System;
         LoggerFactory = services.GetService<ILoggerFactory>() ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance;
         Logger = LoggerFactory.CreateLogger<ResilientDistributedCache>();
-        Availability = new CacheAvailability(TimeProvider, Options.UnavailableWindow);
-        Connection = new RedisConnection(Options, Logger, Availability);
-        Metrics = new ResilientCacheMetrics(services.GetService<IMeterFactory>(), Availability);
-        Guard = new CacheGuard(Availability, Connection, Metrics, Logger, Options.IgnoreExceptions, Options.LogIgnoredExceptions);
+        Controller = new WindowController(TimeProvider, Options.UnavailableWindow, Options.OperationTimeout);
+        // Waits for the network run on real time: an application's test clock must not stop a connect or a PING from timing out.
+        Connection = new RedisConnection(Options, Logger, TimeProvider.System);
+        Metrics = new ResilientCacheMetrics(services.GetService<IMeterFactory>(), Controller);
+        Guard = new CacheGuard(Controller, Connection, Metrics, Logger, Options.IgnoreExceptions, Options.LogIgnoredExceptions, Options.OperationTimeout);
     }
 
     public ResilientRedisCacheOptions Options { get; }
@@ -40,7 +41,9 @@ internal sealed class ResilientRedisCacheServices : IDisposable
 
     public RedisConnection Connection { get; }
 
-    public CacheAvailability Availability { get; }
+    public CacheAvailability Availability => Guard.Availability;
+
+    internal WindowController Controller { get; }
 
     public ResilientCacheMetrics Metrics { get; }
 
@@ -90,5 +93,6 @@ internal sealed class ResilientRedisCacheServices : IDisposable
     {
         Connection.Dispose();
         Metrics.Dispose();
+        Controller.Dispose();
     }
 }

@@ -24,8 +24,12 @@ internal sealed class ChaosCache : IBufferDistributedCache
 
     public Fault Fault { get; set; }
 
-    public Func<Exception> Error { get; set; } = () => new StackExchange.Redis.RedisConnectionException(
-        StackExchange.Redis.ConnectionFailureType.SocketFailure, StackExchange.Redis.CommandFlags.None, "injected", null, StackExchange.Redis.CommandStatus.Sent);
+    /// <summary>What a failing call throws; by default a timeout, which opens the window at once (a reset is confirmed first).</summary>
+    public Func<Exception> Error { get; set; } = () => new StackExchange.Redis.RedisTimeoutException(StackExchange.Redis.CommandFlags.None, "injected", StackExchange.Redis.CommandStatus.Sent);
+
+    /// <summary>A connection reset, which the cache confirms with a probe before it opens the window.</summary>
+    public static Exception Reset() => new StackExchange.Redis.RedisConnectionException(
+        StackExchange.Redis.ConnectionFailureType.SocketFailure, StackExchange.Redis.CommandFlags.None, "injected reset", null, StackExchange.Redis.CommandStatus.Sent);
 
     /// <summary>Completed when a hanging call is released; until then hanging calls never finish.</summary>
     public TaskCompletionSource Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);

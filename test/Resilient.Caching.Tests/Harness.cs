@@ -6,14 +6,33 @@ using Resilient.Caching.Diagnostics;
 
 namespace Resilient.Caching.Tests;
 
-/// <summary>A connection that only counts resets, as the window sees it.</summary>
-internal sealed class CountingConnection : IResettableConnection
+/// <summary>A connection as the guard sees it: always ready unless told otherwise, counting resets, probing through a delegate.</summary>
+internal sealed class CountingConnection : IGuardedConnection
 {
     private int _generation;
 
     public int Generation => Volatile.Read(ref _generation);
 
     public int Resets => Generation;
+
+    public int Probes { get; private set; }
+
+    public bool IsReady { get; set; } = true;
+
+    public Exception? ConnectFailure => null;
+
+    /// <summary>What a probe does; by default it succeeds.</summary>
+    public Func<Task> Probe { get; set; } = static () => Task.CompletedTask;
+
+    public ValueTask<bool> WaitReadyAsync(TimeSpan timeout, CancellationToken released) => new(IsReady);
+
+    public bool WaitReady(TimeSpan timeout, CancellationToken released) => IsReady;
+
+    public Task ProbeAsync(TimeSpan budget)
+    {
+        Probes++;
+        return Probe();
+    }
 
     public void Reset() => Interlocked.Increment(ref _generation);
 }
@@ -23,9 +42,14 @@ internal sealed class Harness : IDisposable
 {
     public Harness(bool ignoreExceptions = true, bool logIgnoredExceptions = true, TimeSpan? window = null)
     {
-        Availability = new CacheAvailability(Time, window ?? TimeSpan.FromSeconds(30));
-        Metrics = new ResilientCacheMetrics(meterFactory: null, Availability);
-        Guard = new CacheGuard(Availability, Connection, Metrics, Logger, ignoreExceptions, logIgnoredExceptions);
+        Controller = new WindowController(Time, window ?? TimeSpan.FromSeconds(30), OperationTimeout);
+        Metrics = new ResilientCacheMetrics(meterFactory: null, Controller);
+        Guard = new CacheGuard(Controller, Connection, Metrics, Logger, ignoreExceptions, logIgnoredExceptions, OperationTimeout);
+        Availability = Guard.Availability;
+        Guard.IsThreadPoolStarved = () => ThreadPoolStarved;
+
+        // The probe meets whatever the inner cache is doing: a faulty Redis fails it, a healthy one answers.
+        Connection.Probe = () => Inner.GetAsync("probe");
         Cache = new ResilientDistributedCache(Guard, Connection, () =>
         {
             InnerCreated++;
@@ -43,7 +67,14 @@ internal sealed class Harness : IDisposable
 
     public int InnerCreated { get; private set; }
 
+    public static TimeSpan OperationTimeout { get; } = TimeSpan.FromSeconds(5);
+
     public CacheAvailability Availability { get; }
+
+    internal WindowController Controller { get; }
+
+    /// <summary>What the guard is told about the thread pool when a call times out.</summary>
+    public bool ThreadPoolStarved { get; set; }
 
     internal ResilientCacheMetrics Metrics { get; }
 

@@ -279,15 +279,19 @@ public sealed class OptionsTests
         var builder = Microsoft.Extensions.Hosting.Host.CreateEmptyApplicationBuilder(new());
         builder.Services.AddSingleton(new EnvironmentVariables(_ => null));
         builder.Services.AddLogging(b => b.AddProvider(new FakeLoggerProvider(logs)));
-        var multiplexer = new Moq.Mock<IConnectionMultiplexer>().Object;
+        var mock = new Moq.Mock<IConnectionMultiplexer>();
+        mock.Setup(m => m.IsConnected).Returns(true);
+        var multiplexer = mock.Object;
         builder.Services.AddResilientStackExchangeRedisCache(o => o.ConnectionMultiplexerFactory = () => Task.FromResult(multiplexer));
         using var host = builder.Build();
         await host.StartAsync(TestContext.Current.CancellationToken);
 
         var connection = host.Services.GetRequiredService<ResilientRedisCacheServices>().Connection;
         Assert.False(connection.IsOwned);
+        Assert.True(await connection.WaitReadyAsync(TimeSpan.FromSeconds(10), CancellationToken.None));
         connection.Reset();
         Assert.Equal(0, connection.Generation);
+        Assert.True(connection.IsReady);
         Assert.Same(multiplexer, await connection.GetMultiplexerAsync());
         Assert.Single(logs.GetSnapshot(), r => r.Id.Id == Log.IdSettingsNotApplied && r.Level == LogLevel.Warning);
         await host.StopAsync(TestContext.Current.CancellationToken);

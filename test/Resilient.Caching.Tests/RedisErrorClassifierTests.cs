@@ -13,10 +13,7 @@ public sealed class RedisErrorClassifierTests
         { new TimeoutException(), nameof(RedisFailureKind.Transport) },
         { new SocketException((int)SocketError.ConnectionReset), nameof(RedisFailureKind.Transport) },
         { new IOException("broken pipe"), nameof(RedisFailureKind.Transport) },
-        { new ObjectDisposedException("ConnectionMultiplexer"), nameof(RedisFailureKind.Transport) },
-        { new ObjectDisposedException("System.Net.Sockets.Socket"), nameof(RedisFailureKind.Transport) },
-        { new ObjectDisposedException("Microsoft.AspNetCore.OutputCaching.StackExchangeRedis.RedisOutputCacheStoreImpl"), nameof(RedisFailureKind.Transport) },
-        { new ObjectDisposedException("System.Buffers.ArrayBufferWriter`1"), nameof(RedisFailureKind.None) },
+        { new ObjectDisposedException("ConnectionMultiplexer"), nameof(RedisFailureKind.None) },
         { new AggregateException(new TimeoutException(), new IOException()), nameof(RedisFailureKind.Transport) },
         { new AggregateException(new TimeoutException(), new InvalidOperationException()), nameof(RedisFailureKind.None) },
         { new RedisServerException(RedisErrorKind.Loading, CommandFlags.None, "LOADING Redis is loading the dataset in memory"), nameof(RedisFailureKind.ServerUnavailable) },
@@ -36,4 +33,37 @@ public sealed class RedisErrorClassifierTests
     [Theory]
     [MemberData(nameof(Cases))]
     public void Classify(Exception exception, string expected) => Assert.Equal(expected, RedisErrorClassifier.Classify(exception).ToString());
+
+    [Fact]
+    public void Disposed_IsJudgedByTheCodeThatThrew_NotByTheObjectName()
+    {
+        // A socket of the Redis stack, closed under a call: the connection going away.
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        socket.Dispose();
+        var closedSocket = Assert.Throws<ObjectDisposedException>(() => socket.Send([1]));
+        Assert.Equal(RedisFailureKind.Transport, RedisErrorClassifier.Classify(closedSocket));
+
+        // The caller's own disposed object, whatever it is called: the caller's bug.
+        var callers = Assert.Throws<ObjectDisposedException>(() => new ConnectionMultiplexer().Write());
+        Assert.Contains("Multiplexer", callers.ObjectName, StringComparison.Ordinal);
+        Assert.Equal(RedisFailureKind.None, RedisErrorClassifier.Classify(callers));
+    }
+
+    [Fact]
+    public void Disposed_FromAConnectionTheCacheReset_IsTransport()
+    {
+        // Whatever a call in flight on a connection we reset throws on the way out is ours to swallow, however it is worded.
+        var exception = new ObjectDisposedException("Connection is being disposed");
+        Assert.Equal(RedisFailureKind.None, RedisErrorClassifier.Classify(exception));
+        Assert.Equal(RedisFailureKind.Transport, RedisErrorClassifier.Classify(exception, connectionWasReset: true));
+        Assert.Equal(RedisFailureKind.Transport, RedisErrorClassifier.Classify(new AggregateException(exception), connectionWasReset: true));
+    }
+
+    // Named after the Redis client's type on purpose: the name must not decide.
+    private sealed class ConnectionMultiplexer
+    {
+        private readonly bool _disposed = true;
+
+        public void Write() => ObjectDisposedException.ThrowIf(_disposed, this);
+    }
 }

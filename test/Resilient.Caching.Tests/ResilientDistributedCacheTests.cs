@@ -118,24 +118,27 @@ public sealed class ResilientDistributedCacheTests
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    public async Task CancelledProbe_KeepsTheProbeUntilRedisAnswers_AndRedisDecides(bool redisAnswers)
+    public async Task Probe_RunsOffTheCallersPath_AndRedisDecides(bool redisAnswers)
     {
         using var h = new Harness();
         h.OpenWindow();
         h.Time.Advance(h.Availability.Window);
         h.Inner.Fault = Fault.Hangs;
         h.Inner.FailAfterRelease = !redisAnswers;
-        using var cts = new CancellationTokenSource();
         var changed = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        var probe = h.Cache.GetAsync("k", cts.Token);
-        await cts.CancelAsync();
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => probe);
+        // The caller that starts the probe takes its fallback at once, like everyone else.
+        var first = h.Cache.GetAsync("k", Ct);
+        Assert.True(first.IsCompletedSuccessfully);
+        Assert.Null(await first);
+        Assert.Equal(1, h.Connection.Probes);
 
-        // Redis has not answered: the others keep short-circuiting rather than pay the same wait.
+        // Redis has not answered the probe: the others keep short-circuiting rather than pay the same wait.
         var calls = h.Inner.Calls;
         Assert.Null(await h.Cache.GetAsync("k", Ct));
+        Assert.Null(h.Cache.Get("k"));
         Assert.Equal(calls, h.Inner.Calls);
+        Assert.Equal(1, h.Connection.Probes);
 
         h.Availability.Changed += available => changed.TrySetResult(available);
         h.Inner.Release.SetResult();
@@ -151,6 +154,106 @@ public sealed class ResilientDistributedCacheTests
             Assert.Equal(h.Availability.Window, h.Availability.RetryAfter);
             Assert.Equal(2, h.Connection.Resets);
         }
+    }
+
+    [Fact]
+    public async Task ProbeThatNeverReports_LosesItsPermitWithTime()
+    {
+        using var h = new Harness();
+        h.OpenWindow();
+        h.Time.Advance(h.Availability.Window);
+        var never = new TaskCompletionSource();
+        h.Connection.Probe = () => never.Task;
+
+        Assert.Null(await h.Cache.GetAsync("k", Ct));
+        Assert.Equal(1, h.Connection.Probes);
+        h.Time.Advance(Harness.OperationTimeout);
+        Assert.Null(h.Cache.Get("k"));
+        Assert.Equal(1, h.Connection.Probes);
+
+        // Well past any probe's budget: another caller may probe.
+        h.Time.Advance(Harness.OperationTimeout + TimeSpan.FromSeconds(2));
+        h.Connection.Probe = () => Task.CompletedTask;
+        Assert.Null(h.Cache.Get("k"));
+        Assert.Equal(2, h.Connection.Probes);
+        Assert.True(h.Availability.IsAvailable);
+    }
+
+    [Fact]
+    public async Task Reset_OnAHealthyRedis_IsABlip_ConfirmedAtOnce_WithoutAWarning()
+    {
+        using var h = new Harness();
+        h.Inner.Fault = Fault.FaultsAfterYielding;
+        h.Inner.Error = ChaosCache.Reset;
+        var probed = new TaskCompletionSource();
+        h.Connection.Probe = () =>
+        {
+            probed.TrySetResult();
+            return Task.CompletedTask;
+        };
+
+        Assert.Null(await h.Cache.GetAsync("k", Ct));
+        await probed.Task.WaitAsync(TimeSpan.FromSeconds(10), Ct);
+        h.Inner.Fault = Fault.None;
+
+        // No time has passed: the check ran at once, on a fresh connection, and Redis is in use again.
+        await WaitUntil(() => h.CountLogs(Log.IdBlipRecovered) == 1);
+        await h.Cache.SetAsync("k", [7], new DistributedCacheEntryOptions(), Ct);
+        Assert.Equal([7], await h.Cache.GetAsync("k", Ct));
+        Assert.True(h.Availability.IsAvailable);
+        Assert.Equal(0, h.Availability.Outages);
+        Assert.Equal(1, h.Connection.Resets);
+        Assert.DoesNotContain(h.Logger.Collector.GetSnapshot(), r => r.Level >= LogLevel.Warning);
+    }
+
+    [Fact]
+    public void Reset_ThatTheProbeConfirms_OpensTheWindow()
+    {
+        using var h = new Harness();
+        h.Inner.Fault = Fault.ThrowsSynchronously;
+        h.Inner.Error = ChaosCache.Reset;
+
+        // The probe meets the same dead Redis (synchronously here): the outage is confirmed.
+        Assert.Null(h.Cache.Get("k"));
+
+        Assert.False(h.Availability.IsAvailable);
+        Assert.Equal(1, h.Availability.Outages);
+        Assert.Equal(1, h.CountLogs(Log.IdWindowOpened));
+        Assert.Equal(h.Availability.Window, h.Availability.RetryAfter);
+    }
+
+    [Fact]
+    public void Timeout_WhileTheThreadPoolIsStarved_IsCheckedBeforeTheWindowOpens()
+    {
+        using var h = new Harness { ThreadPoolStarved = true };
+        h.Inner.Fault = Fault.ThrowsSynchronously;
+        h.Connection.Probe = () => Task.CompletedTask;
+
+        Assert.Null(h.Cache.Get("k"));
+
+        // Redis answered the check: the application's own starvation is not an outage, and the connection is kept.
+        Assert.True(h.Availability.IsAvailable);
+        Assert.Equal(0, h.Availability.Outages);
+        Assert.Equal(0, h.Connection.Resets);
+        Assert.Equal(1, h.Connection.Probes);
+        h.Inner.Fault = Fault.None;
+        h.Cache.Set("k", [1], new DistributedCacheEntryOptions());
+        Assert.Equal([1], h.Cache.Get("k"));
+    }
+
+    [Fact]
+    public async Task NoConnection_CallerWaitsWithinTheOperationTimeout_ThenTakesItsFallback()
+    {
+        using var h = new Harness();
+        h.Connection.IsReady = false;
+
+        Assert.Null(await h.Cache.GetAsync("k", Ct));
+        h.Cache.Set("k", [1], new DistributedCacheEntryOptions());
+
+        // A whole operation timeout without a connection is an outage: the window opens, the inner cache is never called.
+        Assert.Equal(0, h.Inner.Calls);
+        Assert.False(h.Availability.IsAvailable);
+        Assert.Equal(1, h.CountLogs(Log.IdWindowOpened));
     }
 
     [Fact]
@@ -193,7 +296,7 @@ public sealed class ResilientDistributedCacheTests
     }
 
     [Fact]
-    public async Task WindowElapsed_ExactlyOneOf64ConcurrentCallersProbes()
+    public async Task WindowElapsed_ExactlyOneOf64ConcurrentCallersProbes_AndNoneWaits()
     {
         using var h = new Harness();
         h.OpenWindow();
@@ -210,14 +313,16 @@ public sealed class ResilientDistributedCacheTests
         }).ToArray();
         go.SetResult();
 
-        // 63 callers short-circuit at once; the probe hangs until released.
-        var probe = await WaitForAllButOne(callers);
+        // Every caller takes its miss at once; the one probe hangs until Redis answers.
+        Assert.All(await Task.WhenAll(callers).WaitAsync(TimeSpan.FromSeconds(10), Ct), Assert.Null);
+        Assert.Equal(1, h.Connection.Probes);
         Assert.Equal(callsBefore + 1, h.Inner.Calls);
         Assert.False(h.Availability.IsAvailable);
 
+        var closed = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        h.Availability.Changed += available => closed.TrySetResult(available);
         h.Inner.Release.SetResult();
-        await probe;
-        Assert.True(h.Availability.IsAvailable);
+        Assert.True(await closed.Task.WaitAsync(TimeSpan.FromSeconds(10), Ct));
         Assert.Equal(1, h.CountLogs(Log.IdWindowClosed));
     }
 
@@ -238,6 +343,7 @@ public sealed class ResilientDistributedCacheTests
         Assert.Null(h.Cache.Get("k"));
         Assert.Equal(calls, h.Inner.Calls);
 
+        // The caller that starts the next probe takes its miss; the probe (here synchronous) closes the window.
         h.Time.Advance(TimeSpan.FromMilliseconds(1));
         h.Inner.Fault = Fault.None;
         Assert.Null(h.Cache.Get("k"));
@@ -261,7 +367,8 @@ public sealed class ResilientDistributedCacheTests
         var closed = Assert.Single(h.Logger.Collector.GetSnapshot(), r => r.Id.Id == Log.IdWindowClosed);
         Assert.Equal(LogLevel.Information, closed.Level);
         Assert.Contains("after 31 s", closed.Message, StringComparison.Ordinal);
-        Assert.Contains("5 cache operations", closed.Message, StringComparison.Ordinal);
+        // The five, and the one that started the probe.
+        Assert.Contains("6 cache operations", closed.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -272,8 +379,9 @@ public sealed class ResilientDistributedCacheTests
         {
             h.OpenWindow();
             h.Time.Advance(h.Availability.Window);
-            h.Cache.Set("k", [(byte)outage], new DistributedCacheEntryOptions());
+            Assert.Null(h.Cache.Get("k"));
             Assert.True(h.Availability.IsAvailable);
+            h.Cache.Set("k", [(byte)outage], new DistributedCacheEntryOptions());
             Assert.Equal([(byte)outage], h.Cache.Get("k")!);
             Assert.Equal(outage, h.Availability.Outages);
         }
@@ -289,9 +397,10 @@ public sealed class ResilientDistributedCacheTests
 
         h.Time.Advance(h.Availability.Window);
         Assert.Null(await h.Cache.GetAsync("k", Ct));
+        Assert.True(h.Availability.IsAvailable);
+        await h.Cache.GetAsync("k", Ct);
 
         Assert.Equal(2, h.InnerCreated);
-        Assert.True(h.Availability.IsAvailable);
     }
 
     [Theory]
@@ -396,12 +505,12 @@ public sealed class ResilientDistributedCacheTests
         using var h = new Harness(ignoreExceptions: false);
         h.Inner.Fault = Fault.FaultsAfterYielding;
 
-        await Assert.ThrowsAsync<RedisConnectionException>(() => h.Cache.GetAsync("k", Ct));
+        await Assert.ThrowsAsync<RedisTimeoutException>(() => h.Cache.GetAsync("k", Ct));
         Assert.False(h.Availability.IsAvailable);
         var calls = h.Inner.Calls;
 
         var unavailable = Assert.Throws<CacheUnavailableException>(() => h.Cache.Get("k"));
-        Assert.IsType<RedisConnectionException>(unavailable.InnerException);
+        Assert.IsType<RedisTimeoutException>(unavailable.InnerException);
         Assert.Equal(h.Availability.Window, unavailable.RetryAfter);
         await Assert.ThrowsAsync<CacheUnavailableException>(() => h.Cache.SetAsync("k", [1], new DistributedCacheEntryOptions(), Ct));
         Assert.Equal(calls, h.Inner.Calls);

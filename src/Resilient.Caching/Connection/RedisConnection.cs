@@ -6,37 +6,56 @@ using StackExchange.Redis;
 namespace Resilient.Caching.Connection;
 
 /// <summary>
-/// The one Redis connection of a registration, shared by the distributed cache and the output-cache store.
-/// It is ours (built from the settings, with socket tuning) unless the application supplied
-/// <see cref="Microsoft.Extensions.Caching.StackExchangeRedis.RedisCacheOptions.ConnectionMultiplexerFactory"/>;
-/// only ours is ever reset or disposed here.
+/// The one Redis connection of a registration, shared by the distributed cache, the output-cache store and the
+/// health check. It is ours (built from the settings, with socket tuning, read by threads of its own) unless the
+/// application supplied <see cref="Microsoft.Extensions.Caching.StackExchangeRedis.RedisCacheOptions.ConnectionMultiplexerFactory"/>;
+/// only ours is ever reset or closed here. It knows nothing of the unavailable window: the guard decides when to
+/// wait for it, and for how long.
 /// </summary>
-internal sealed class RedisConnection : IResettableConnection, IDisposable
+internal sealed class RedisConnection : IGuardedConnection, IDisposable
 {
+    // How often a waiter looks again at a multiplexer that exists but is not connected yet.
+    private static readonly TimeSpan s_readyPoll = TimeSpan.FromMilliseconds(20);
+
+    /// <summary>How often StackExchange.Redis looks for timed-out commands on our connections.</summary>
+    internal static readonly TimeSpan HeartbeatInterval = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>StackExchange.Redis's feature flag for reader and writer threads of its own.</summary>
+    internal const string DedicatedThreadsFlag = "DedicatedThreads";
+
+    private static readonly TimeSpan s_probeExpiry = TimeSpan.FromSeconds(10);
+
     private readonly Func<Task<IConnectionMultiplexer>>? _userFactory;
     private readonly ConfigurationOptions? _configuration;
     private readonly ILogger _logger;
-    private readonly TimeSpan _connectWait;
-    private readonly CacheAvailability? _availability;
+    private readonly TimeProvider _timeProvider;
     private readonly Lock _gate = new();
+    private readonly RedisKey _probeKey;
     private Task<IConnectionMultiplexer>? _current;
-    private Task<IConnectionMultiplexer>? _waitedInVain;
-    private Task<IConnectionMultiplexer>? _handedOut;
+    private Task<IConnectionMultiplexer>? _ready;
+    private Exception? _connectFailure;
     private int _generation;
     private bool _disposed;
 
     /// <param name="options">The settings.</param>
     /// <param name="logger">Where connect failures and socket-option problems are logged.</param>
-    /// <param name="availability">The window of the registration: who may wait for a connection depends on it.</param>
-    public RedisConnection(ResilientRedisCacheOptions options, ILogger logger, CacheAvailability? availability = null)
+    /// <param name="timeProvider">The clock of the bounded waits.</param>
+    public RedisConnection(ResilientRedisCacheOptions options, ILogger logger, TimeProvider timeProvider)
     {
         _logger = logger;
-        _connectWait = options.OperationTimeout;
-        _availability = availability;
+        _timeProvider = timeProvider;
         _userFactory = options.ConnectionMultiplexerFactory;
+
+        // Under the application's key prefix, where an ACL user restricted to it may write.
+        _probeKey = (options.InstanceName ?? string.Empty) + "__resilient_caching_probe";
         if (_userFactory is null)
         {
             _configuration = BuildConfiguration(options, logger);
+
+            // Replies are read and written on threads the client owns, not on the application's thread pool: an
+            // application that starves its pool (sync over async, blocking I/O) must not make a healthy Redis look
+            // dead. A process-wide switch of StackExchange.Redis 3.x, read when a connection is made.
+            ConnectionMultiplexer.SetFeatureFlag(DedicatedThreadsFlag, true);
         }
     }
 
@@ -44,96 +63,224 @@ internal sealed class RedisConnection : IResettableConnection, IDisposable
 
     public int Generation => Volatile.Read(ref _generation);
 
+    public bool IsReady => Volatile.Read(ref _ready) is not null;
+
+    public Exception? ConnectFailure => Volatile.Read(ref _connectFailure);
+
     /// <summary>The redacted effective configuration string (no password), for the settings log line.</summary>
     public string? RedactedConfiguration => _configuration?.ToString(includePassword: false);
 
     /// <summary>
-    /// The factory handed to the inner stock cache and output-cache store. A caller waits for a connection that
-    /// is still being made for at most the operation timeout (StackExchange.Redis may take the whole connect
-    /// timeout, even when the port refuses); the connect itself goes on for the next caller.
+    /// The factory handed to the inner stock cache and output-cache store: the connected multiplexer, or a failure at
+    /// once. It never waits: the guard has waited, within its bound, before it called the inner component.
     /// </summary>
-    public Task<IConnectionMultiplexer> GetMultiplexerAsync()
+    public Task<IConnectionMultiplexer> GetMultiplexerAsync() =>
+        Volatile.Read(ref _ready) ?? Task.FromException<IConnectionMultiplexer>(
+            new RedisConnectPendingException("No Redis connection at the moment; the cache does not wait for one here."));
+
+    public async ValueTask<bool> WaitReadyAsync(TimeSpan timeout, CancellationToken released)
     {
-        var current = GetOrCreate();
-        if (current.IsCompletedSuccessfully && current.Result.IsConnected)
+        var started = _timeProvider.GetTimestamp();
+        while (!TryMarkReady(GetOrCreate()))
         {
-            return HandOut(current);
-        }
-
-        // Nobody waits for the connection inside the window, nor for an attempt another caller already waited for
-        // in vain while the window is not open yet (its failure is on the way): the stock cache calls this factory
-        // under its own connection lock, so callers already on their way when the first one timed out would
-        // otherwise wait one operation timeout each, one after the other.
-        var waitedInVain = ReferenceEquals(Volatile.Read(ref _waitedInVain), current);
-        var skip = _availability is not null && (_availability.RetryAfter > TimeSpan.Zero || (waitedInVain && _availability.IsAvailable));
-
-        // Otherwise this is a probe (or the first call): it connects afresh rather than reuse an attempt made during
-        // the outage that is not connected or that a caller already waited for in vain. Such an attempt may never
-        // complete (its handshake was lost) or retries with back-off; a fresh one uses a healed network at once.
-        if (!skip && IsOwned && (current.IsCompleted || waitedInVain))
-        {
-            current = Replace(current);
-        }
-
-        if (current.IsCompleted)
-        {
-            return HandOut(current);
-        }
-
-        return skip
-            ? Task.FromException<IConnectionMultiplexer>(new RedisConnectPendingException("No Redis connection yet, and Redis is being skipped; still connecting in the background."))
-            : WaitBoundedAsync(current);
-    }
-
-    private async Task<IConnectionMultiplexer> WaitBoundedAsync(Task<IConnectionMultiplexer> connecting)
-    {
-        try
-        {
-            var multiplexer = await connecting.WaitAsync(_connectWait, _availability?.TimeProvider ?? TimeProvider.System).ConfigureAwait(false);
-            _ = HandOut(connecting);
-            return multiplexer;
-        }
-        catch (TimeoutException exception) when (!connecting.IsCompleted)
-        {
-            Volatile.Write(ref _waitedInVain, connecting);
-            throw new RedisConnectPendingException(
-                $"No Redis connection within {_connectWait.TotalMilliseconds:0} ms (the operation timeout); still connecting in the background.", exception);
-        }
-    }
-
-    private Task<IConnectionMultiplexer> HandOut(Task<IConnectionMultiplexer> connection)
-    {
-        if (!ReferenceEquals(Volatile.Read(ref _handedOut), connection))
-        {
-            Volatile.Write(ref _handedOut, connection);
-        }
-
-        return connection;
-    }
-
-    /// <summary>Drops a stale connection attempt (ours) and starts a new one.</summary>
-    private Task<IConnectionMultiplexer> Replace(Task<IConnectionMultiplexer> stale)
-    {
-        lock (_gate)
-        {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            if (ReferenceEquals(_current, stale))
+            var left = timeout - _timeProvider.GetElapsedTime(started);
+            if (left <= TimeSpan.Zero || released.IsCancellationRequested || CredentialsRefused)
             {
-                _current = null;
+                return false;
+            }
 
-                // A multiplexer handed out already may be held by an inner cache: that generation is over. One
-                // never handed out (still connecting, or made by the start-up warm-up or an attempt whose waiters
-                // gave up) is held by nobody, so nothing needs rebuilding and the current inner caches stay valid.
-                if (ReferenceEquals(Volatile.Read(ref _handedOut), stale))
-                {
-                    Interlocked.Increment(ref _generation);
-                }
-
-                DisposeLater(stale);
+            var connecting = GetOrCreate();
+            try
+            {
+                // A multiplexer that is not connected reconnects on its own: look again shortly.
+                await (connecting.IsCompleted ? Task.Delay(Min(left, s_readyPoll), _timeProvider, released) : connecting.WaitAsync(left, _timeProvider, released))
+                    .ConfigureAwait(false);
+            }
+            catch (Exception exception) when (exception is TimeoutException or OperationCanceledException || connecting.IsFaulted)
+            {
+                // Look at the state again: the loop decides.
             }
         }
 
-        return GetOrCreate();
+        return true;
+    }
+
+    public bool WaitReady(TimeSpan timeout, CancellationToken released)
+    {
+        var started = _timeProvider.GetTimestamp();
+        while (!TryMarkReady(GetOrCreate()))
+        {
+            var left = timeout - _timeProvider.GetElapsedTime(started);
+            if (left <= TimeSpan.Zero || released.IsCancellationRequested || CredentialsRefused)
+            {
+                return false;
+            }
+
+            var connecting = GetOrCreate();
+            try
+            {
+                if (connecting.IsCompleted)
+                {
+                    released.WaitHandle.WaitOne(Min(left, s_readyPoll));
+                }
+                else
+                {
+                    connecting.Wait(Min(left, TimeSpan.FromMilliseconds(int.MaxValue - 1)), released);
+                }
+            }
+            catch (Exception exception) when (exception is OperationCanceledException || connecting.IsFaulted)
+            {
+                // Look at the state again: the loop decides.
+            }
+        }
+
+        return true;
+    }
+
+    public async Task ProbeAsync(TimeSpan budget)
+    {
+        var started = _timeProvider.GetTimestamp();
+        if (!await WaitReadyAsync(budget, CancellationToken.None).ConfigureAwait(false))
+        {
+            throw CredentialsRefused ? ConnectFailure! : RedisConnectPendingException.WaitedOutFor(budget);
+        }
+
+        var multiplexer = await Volatile.Read(ref _ready)!.ConfigureAwait(false);
+        var left = budget - _timeProvider.GetElapsedTime(started);
+        var write = multiplexer.GetDatabase().StringSetAsync(_probeKey, "1", s_probeExpiry);
+        try
+        {
+            await write.WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, _timeProvider).ConfigureAwait(false);
+        }
+        catch (TimeoutException) when (!write.IsCompleted)
+        {
+            _ = write.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+            throw;
+        }
+    }
+
+    /// <summary>Starts connecting in the background so that the first request finds a connection, and warns once if that first connect fails.</summary>
+    public void Warm()
+    {
+        _ = GetOrCreate().ContinueWith(
+            static (task, state) =>
+            {
+                var connection = (RedisConnection)state!;
+                if (task.IsFaulted)
+                {
+                    Log.ConnectFailed(connection._logger, task.Exception, task.Exception?.InnerException?.Message ?? "unknown");
+                }
+                else if (task.IsCompletedSuccessfully && !connection.TryMarkReady(task))
+                {
+                    // With AbortOnConnectFail=false the connect does not fault when Redis is unreachable (refused
+                    // port, unresolvable host, TLS mismatch…): it returns a multiplexer that is not connected and
+                    // keeps retrying in the background. That is a failed first connect too.
+                    Log.ConnectFailed(connection._logger, null, "no connection to " + string.Join(", ", task.Result.GetEndPoints().Select(static e => e is DnsEndPoint dns ? $"{dns.Host}:{dns.Port}" : e.ToString()))
+                        + " within the connect timeout (StackExchange.Redis keeps retrying in the background)");
+                }
+            },
+            this,
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+    }
+
+    public void Reset()
+    {
+        if (!IsOwned)
+        {
+            return;
+        }
+
+        Task<IConnectionMultiplexer>? old;
+        lock (_gate)
+        {
+            old = _current;
+            if (old is null)
+            {
+                return;
+            }
+
+            _current = null;
+            Volatile.Write(ref _ready, null);
+            Volatile.Write(ref _connectFailure, null);
+            Interlocked.Increment(ref _generation);
+        }
+
+        Abort(old);
+    }
+
+    /// <summary>Closes our multiplexer without waiting for Redis: a frozen or unreachable Redis must not hold up shutdown.</summary>
+    public void Dispose()
+    {
+        Task<IConnectionMultiplexer>? old;
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            old = _current;
+            _current = null;
+            Volatile.Write(ref _ready, null);
+        }
+
+        if (IsOwned)
+        {
+            Abort(old);
+        }
+    }
+
+    private bool TryMarkReady(Task<IConnectionMultiplexer> connecting)
+    {
+        if (!connecting.IsCompletedSuccessfully)
+        {
+            return false;
+        }
+
+        if (!connecting.Result.IsConnected)
+        {
+            NoteWhyNotConnected(connecting.Result);
+            return false;
+        }
+
+        lock (_gate)
+        {
+            if (ReferenceEquals(_current, connecting))
+            {
+                Volatile.Write(ref _ready, connecting);
+                Volatile.Write(ref _connectFailure, null);
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// The client keeps the reason a connect failed (refused credentials, for one) for the commands it then refuses:
+    /// ask it with a PING that fails at once (the backlog is fail-fast), so a waiter can say why.
+    /// </summary>
+    private void NoteWhyNotConnected(IConnectionMultiplexer multiplexer)
+    {
+        if (Volatile.Read(ref _connectFailure) is not null)
+        {
+            return;
+        }
+
+        _ = multiplexer.GetDatabase().PingAsync().ContinueWith(
+            static (task, state) =>
+            {
+                if (task.Exception?.InnerException is { } exception)
+                {
+                    Volatile.Write(ref ((RedisConnection)state!)._connectFailure, exception);
+                }
+            },
+            this,
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
     }
 
     private Task<IConnectionMultiplexer> GetOrCreate()
@@ -162,68 +309,10 @@ internal sealed class RedisConnection : IResettableConnection, IDisposable
         }
     }
 
-    /// <summary>
-    /// Starts connecting in the background so that the first request finds a connection, and warns once if that
-    /// first connect fails.
-    /// </summary>
-    public void Warm()
-    {
-        _ = GetOrCreate().ContinueWith(
-            static (task, state) =>
-            {
-                var logger = (ILogger)state!;
-                if (task.IsFaulted)
-                {
-                    Log.ConnectFailed(logger, task.Exception, task.Exception?.InnerException?.Message ?? "unknown");
-                }
-                else if (task.IsCompletedSuccessfully && !task.Result.IsConnected)
-                {
-                    // With AbortOnConnectFail=false the connect does not fault when Redis is unreachable (refused
-                    // port, unresolvable host, TLS mismatch…): it returns a multiplexer that is not connected and
-                    // keeps retrying in the background. That is a failed first connect too.
-                    Log.ConnectFailed(logger, null, "no connection to " + string.Join(", ", task.Result.GetEndPoints().Select(static e => e is DnsEndPoint dns ? $"{dns.Host}:{dns.Port}" : e.ToString()))
-                        + " within the connect timeout (StackExchange.Redis keeps retrying in the background)");
-                }
-            },
-            _logger,
-            CancellationToken.None,
-            TaskContinuationOptions.ExecuteSynchronously,
-            TaskScheduler.Default);
-    }
+    // Waiting longer will not help: the same credentials will be refused again.
+    private bool CredentialsRefused => ConnectFailure is { } failure && RedisErrorClassifier.Classify(failure) == RedisFailureKind.Authentication;
 
-    public void Reset()
-    {
-        if (!IsOwned)
-        {
-            return;
-        }
-
-        Task<IConnectionMultiplexer>? old;
-        lock (_gate)
-        {
-            old = _current;
-            _current = null;
-            Interlocked.Increment(ref _generation);
-        }
-
-        DisposeLater(old);
-    }
-
-    public void Dispose()
-    {
-        Task<IConnectionMultiplexer>? old;
-        lock (_gate)
-        {
-            _disposed = true;
-            old = _current;
-            _current = null;
-        }
-
-        if (IsOwned)
-        {
-            DisposeLater(old);
-        }
-    }
+    private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
 
     /// <summary>
     /// Our settings on top of the user's: a clone of <c>ConfigurationOptions</c> (never mutate theirs) or the
@@ -244,12 +333,9 @@ internal sealed class RedisConnection : IResettableConnection, IDisposable
         configuration.AsyncTimeout = ToMilliseconds(options.OperationTimeout);
         configuration.TcpKeepAlive = options.SocketKeepAlive;
 
-        // StackExchange.Redis checks async timeouts on its heartbeat (1 s by default); a sub-second operation
-        // timeout needs a finer one to mean what it says.
-        if (options.OperationTimeout < TimeSpan.FromSeconds(2))
-        {
-            configuration.HeartbeatInterval = TimeSpan.FromMilliseconds(Math.Clamp(options.OperationTimeout.TotalMilliseconds / 4, 50, 1000));
-        }
+        // StackExchange.Redis checks async timeouts only on its heartbeat (1 s by default): a 5 s timeout would fire
+        // anywhere up to 6 s. A 50 ms heartbeat keeps every call within the operation timeout plus 100 ms.
+        configuration.HeartbeatInterval = HeartbeatInterval;
 
         configuration.BeforeSocketConnect = SocketTuning.CreateHook(options, configuration.BeforeSocketConnect, logger);
         return configuration;
@@ -257,15 +343,21 @@ internal sealed class RedisConnection : IResettableConnection, IDisposable
 
     private static int ToMilliseconds(TimeSpan value) => (int)Math.Clamp(value.TotalMilliseconds, 1, int.MaxValue);
 
-    private static void DisposeLater(Task<IConnectionMultiplexer>? connection)
+    private static void Abort(Task<IConnectionMultiplexer>? connection)
     {
-        // Off the caller's path: closing a multiplexer waits for its sockets.
+
+        // Off the caller's path, and without letting queued commands complete: every command still waiting on the
+        // old multiplexer fails at once (its caller gets its fallback), and nothing waits for a Redis that may never
+        // answer.
         _ = connection?.ContinueWith(
             static task =>
             {
                 try
                 {
-                    task.Result.Dispose();
+                    if (task.IsCompletedSuccessfully)
+                    {
+                        task.Result.Close(allowCommandsToComplete: false);
+                    }
                 }
                 catch (Exception exception) when (exception is ObjectDisposedException or RedisException or IOException or SocketException)
                 {
@@ -273,7 +365,7 @@ internal sealed class RedisConnection : IResettableConnection, IDisposable
                 }
             },
             CancellationToken.None,
-            TaskContinuationOptions.OnlyOnRanToCompletion,
+            TaskContinuationOptions.None,
             TaskScheduler.Default);
     }
 }

@@ -27,7 +27,7 @@ internal sealed class ResilientCacheMetrics : IDisposable
     private readonly Histogram<double> _duration;
     private readonly Counter<long> _transitions;
 
-    public ResilientCacheMetrics(IMeterFactory? meterFactory, CacheAvailability availability)
+    public ResilientCacheMetrics(IMeterFactory? meterFactory, WindowController availability)
     {
         _ownsMeter = meterFactory is null;
         _meter = meterFactory?.Create(MeterName) ?? new Meter(MeterName);
@@ -66,11 +66,19 @@ internal sealed class ResilientCacheMetrics : IDisposable
         }
     }
 
-    public void Transition(string transition)
+    /// <summary>Counts a window transition: opened, reopened (a failed probe) or closed. Blips are not transitions.</summary>
+    public void Transition(WindowController.Transition transition)
     {
-        if (_transitions.Enabled)
+        var name = transition switch
         {
-            _transitions.Add(1, new KeyValuePair<string, object?>(TransitionTag, transition));
+            WindowController.Transition.Opened => "opened",
+            WindowController.Transition.Reopened => "reopened",
+            WindowController.Transition.Closed => "closed",
+            _ => null,
+        };
+        if (name is not null && _transitions.Enabled)
+        {
+            _transitions.Add(1, new KeyValuePair<string, object?>(TransitionTag, name));
         }
     }
 

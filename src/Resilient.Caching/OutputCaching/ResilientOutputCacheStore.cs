@@ -21,49 +21,20 @@ internal sealed class ResilientOutputCacheStore : IOutputCacheStore, IOutputCach
     private static readonly Func<bool, CacheOutcome> s_writeOutcome = static _ => CacheOutcome.Write;
 
     private readonly CacheGuard _guard;
-    private readonly IResettableConnection _connection;
-    private readonly Func<int, Generation> _createInner;
-    private Generation _inner;
+    private readonly Generational<Generation> _inner;
     private bool _disposed;
     private long _tagWarningOutage = -1;
 
-    internal ResilientOutputCacheStore(CacheGuard guard, IResettableConnection connection, Func<int, Generation> createInner)
+    internal ResilientOutputCacheStore(CacheGuard guard, IGuardedConnection connection, Func<int, Generation> createInner)
     {
         _guard = guard;
-        _connection = connection;
-        _createInner = createInner;
-        _inner = createInner(connection.Generation);
+
+        // The stock store's Dispose stops its garbage-collection loop and closes only the multiplexer of its own
+        // generation, which the reset already dropped (see ConnectForGeneration).
+        _inner = new Generational<Generation>(connection, createInner, static retired => retired.Dispose());
     }
 
-    /// <summary>
-    /// The stock store for the current connection generation. It keeps the first multiplexer it gets for good, so
-    /// after a reset a new one is built over the fresh multiplexer, and the old one is disposed: that stops its
-    /// garbage-collection loop, and closes only the multiplexer of its own generation, which the reset already
-    /// dropped (see <see cref="ConnectForGeneration"/>).
-    /// </summary>
-    private Generation Inner
-    {
-        get
-        {
-            var inner = Volatile.Read(ref _inner);
-            var generation = _connection.Generation;
-            if (inner.Number == generation)
-            {
-                return inner;
-            }
-
-            var replacement = _createInner(generation);
-            var winner = Interlocked.CompareExchange(ref _inner, replacement, inner);
-            if (winner != inner)
-            {
-                replacement.Dispose();
-                return winner;
-            }
-
-            inner.Dispose();
-            return replacement;
-        }
-    }
+    private Generation Inner => _inner.Current;
 
     /// <summary>Creates the store over the shared connection, window and guard of a registration.</summary>
     public static ResilientOutputCacheStore Create(ResilientRedisCacheServices services, Action<RedisOutputCacheOptions>? setupAction)
@@ -89,8 +60,8 @@ internal sealed class ResilientOutputCacheStore : IOutputCacheStore, IOutputCach
     public ValueTask<byte[]?> GetAsync(string key, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(key);
-        return _guard.RunAsync(CacheOperation.Get, (this, key),
-            static (s, ct) => s.Item1.Inner.Store.GetAsync(s.key, ct), s_valueOutcome, null, cancellationToken);
+        return _guard.RunAsync(CacheOperation.Get, (store: this, key),
+            static (s, ct) => s.store.Inner.Store.GetAsync(s.key, ct), s_valueOutcome, null, cancellationToken);
     }
 
     /// <inheritdoc />
@@ -98,8 +69,8 @@ internal sealed class ResilientOutputCacheStore : IOutputCacheStore, IOutputCach
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(destination);
-        return _guard.RunAsync(CacheOperation.Get, (this, key, destination),
-            static (s, ct) => s.Item1.Inner.BufferStore.TryGetAsync(s.key, s.destination, ct), s_foundOutcome, false, cancellationToken, holdsCallerMemory: true);
+        return _guard.RunAsync(CacheOperation.Get, (store: this, key, destination),
+            static (s, ct) => s.store.Inner.BufferStore.TryGetAsync(s.key, s.destination, ct), s_foundOutcome, false, cancellationToken, holdsCallerMemory: true);
     }
 
     /// <inheritdoc />
@@ -107,16 +78,16 @@ internal sealed class ResilientOutputCacheStore : IOutputCacheStore, IOutputCach
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(value);
-        return _guard.RunAsync(CacheOperation.Set, (this, key, value, tags, validFor),
-            static (s, ct) => s.Item1.Inner.Store.SetAsync(s.key, s.value, s.tags, s.validFor, ct), cancellationToken);
+        return _guard.RunAsync(CacheOperation.Set, (store: this, key, value, tags, validFor),
+            static (s, ct) => s.store.Inner.Store.SetAsync(s.key, s.value, s.tags, s.validFor, ct), cancellationToken);
     }
 
     /// <inheritdoc />
     public ValueTask SetAsync(string key, ReadOnlySequence<byte> value, ReadOnlyMemory<string> tags, TimeSpan validFor, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(key);
-        return _guard.RunAsync(CacheOperation.Set, (this, key, value, tags, validFor),
-            static (s, ct) => s.Item1.Inner.BufferStore.SetAsync(s.key, s.value, s.tags, s.validFor, ct), cancellationToken, holdsCallerMemory: true);
+        return _guard.RunAsync(CacheOperation.Set, (store: this, key, value, tags, validFor),
+            static (s, ct) => s.store.Inner.BufferStore.SetAsync(s.key, s.value, s.tags, s.validFor, ct), cancellationToken, holdsCallerMemory: true);
     }
 
     /// <inheritdoc />
@@ -126,10 +97,10 @@ internal sealed class ResilientOutputCacheStore : IOutputCacheStore, IOutputCach
 
         // False when the window skipped the call or a Redis error was swallowed: either way entries with this tag
         // stay in Redis, and whoever evicted them should hear about it.
-        var evicted = await _guard.RunAsync(CacheOperation.EvictByTag, (this, tag),
+        var evicted = await _guard.RunAsync(CacheOperation.EvictByTag, (store: this, tag),
             static async (s, ct) =>
             {
-                await s.Item1.Inner.Store.EvictByTagAsync(s.tag, ct).ConfigureAwait(false);
+                await s.store.Inner.Store.EvictByTagAsync(s.tag, ct).ConfigureAwait(false);
                 return true;
             },
             s_writeOutcome, false, cancellationToken).ConfigureAwait(false);
@@ -154,7 +125,7 @@ internal sealed class ResilientOutputCacheStore : IOutputCacheStore, IOutputCach
         if (!_disposed)
         {
             _disposed = true;
-            Volatile.Read(ref _inner).Dispose();
+            _inner.Latest.Dispose();
         }
     }
 

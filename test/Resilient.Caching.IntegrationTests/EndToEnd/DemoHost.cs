@@ -182,25 +182,7 @@ internal sealed class DemoHost : IAsyncDisposable
     public static async Task WaitForConnectionAsync(IServiceProvider services)
     {
         var connection = services.GetRequiredService<ResilientRedisCacheServices>().Connection;
-        var started = Stopwatch.GetTimestamp();
-        for (var i = 0; i < 100; i++)
-        {
-            try
-            {
-                if ((await connection.GetMultiplexerAsync()).IsConnected)
-                {
-                    return;
-                }
-            }
-            catch (TimeoutException) when (Stopwatch.GetElapsedTime(started) < TimeSpan.FromSeconds(10))
-            {
-                continue; // Still connecting in the background.
-            }
-
-            await Task.Delay(50, Ct);
-        }
-
-        Assert.Fail("The demo did not connect to Redis within 10 s.");
+        Assert.True(await connection.WaitReadyAsync(TimeSpan.FromSeconds(10), Ct), "The demo did not connect to Redis within 10 s.");
     }
 
     public async ValueTask DisposeAsync()

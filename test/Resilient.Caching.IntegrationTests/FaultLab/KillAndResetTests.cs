@@ -23,36 +23,6 @@ public sealed class KillAndResetTests
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    public async Task Every_connection_reset_once_while_traffic_flows(bool async)
-    {
-        await using var server = await RedisServer.StartNewAsync(cancellationToken: Lab.Ct);
-        await using var proxy = new FaultProxy(server.Host, server.Port);
-        using var lab = new LabCache(proxy.ConnectionString);
-
-        // Some latency keeps commands in flight, so the resets hit them (a reset between two commands is invisible:
-        // StackExchange.Redis reconnects before the next one). Reset a few times, once the traffic runs again.
-        proxy.SetMode(FaultMode.Latency(TimeSpan.FromMilliseconds(40)));
-        Task? resets = null;
-        Task ResetSeveralTimes() => resets = Task.Run(async () =>
-        {
-            for (var i = 0; i < 3; i++)
-            {
-                await Task.Delay(60, Lab.Ct);
-                proxy.ResetAllConnections();
-            }
-        });
-
-        // Healed at once: StackExchange.Redis reconnects by itself within milliseconds, but the failure still opens
-        // the window (that is what protects a session read that failed from being followed by a write).
-        var report = await Outage.RunAsync(lab, async, new Fault("reset-all", () => { _ = ResetSeveralTimes(); return Task.CompletedTask; }, () => resets!),
-            new OutageOptions { FaultFor = TimeSpan.Zero, CountCommands = () => CacheCommands.CountAsync(server) });
-
-        report.AssertSurvived(recoveryBound: Lab.Window + Lab.CallBound);
-    }
-
-    [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
     public async Task Every_connection_reset_for_a_while_including_new_ones(bool async)
     {
         await using var server = await RedisServer.StartNewAsync(cancellationToken: Lab.Ct);

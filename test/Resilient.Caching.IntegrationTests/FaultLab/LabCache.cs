@@ -53,7 +53,11 @@ internal sealed class LabCache : IDisposable
     internal ResilientRedisCacheServices Services { get; }
 
     /// <summary>The multiplexer the cache currently uses (connecting first if there is none).</summary>
-    public async Task<IConnectionMultiplexer> GetMultiplexerAsync() => await Services.Connection.GetMultiplexerAsync();
+    public async Task<IConnectionMultiplexer> GetMultiplexerAsync()
+    {
+        Assert.True(await Services.Connection.WaitReadyAsync(TimeSpan.FromSeconds(10), Lab.Ct), $"no connection within 10 s.\n{DescribeLogs()}");
+        return await Services.Connection.GetMultiplexerAsync();
+    }
 
     /// <summary>A position in the log, to count only what was logged after it.</summary>
     public int LogMark() => Logs.GetSnapshot().Count;
@@ -85,7 +89,7 @@ internal sealed class LabCache : IDisposable
         Availability.Changed += OnChanged;
         try
         {
-            if (Availability.IsAvailable != available)
+            if (Availability.IsOutage == available)
             {
                 await changed.Task.WaitAsync(timeout, Lab.Ct);
             }

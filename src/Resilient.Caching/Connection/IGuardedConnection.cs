@@ -1,0 +1,35 @@
+namespace Resilient.Caching.Connection;
+
+/// <summary>
+/// The connection as the guard sees it. It knows nothing of the unavailable window: it hands out a multiplexer that
+/// is connected, or says that there is none, and waits for one only when the guard asks, within the guard's bound.
+/// </summary>
+internal interface IGuardedConnection
+{
+    /// <summary>Gets the current generation; an inner cache built for an older one must be rebuilt.</summary>
+    int Generation { get; }
+
+    /// <summary>Gets why the latest connection attempt is not connected, when the client said (refused credentials, for one).</summary>
+    Exception? ConnectFailure { get; }
+
+    /// <summary>Gets a value indicating whether a connected multiplexer is there to hand out (one volatile read).</summary>
+    bool IsReady { get; }
+
+    /// <summary>Connects if nobody is, and waits for a connected multiplexer; false after <paramref name="timeout"/> or when <paramref name="released"/> fires.</summary>
+    ValueTask<bool> WaitReadyAsync(TimeSpan timeout, CancellationToken released);
+
+    /// <summary>The synchronous <see cref="WaitReadyAsync"/>, for synchronous callers.</summary>
+    bool WaitReady(TimeSpan timeout, CancellationToken released);
+
+    /// <summary>
+    /// The probe: a connected multiplexer and a short-lived write answered, all within <paramref name="budget"/>;
+    /// throws what went wrong. A write, not a PING: a Redis that is loading, read-only or out of memory answers PING.
+    /// </summary>
+    Task ProbeAsync(TimeSpan budget);
+
+    /// <summary>
+    /// Drops the current multiplexer (when it is ours), failing every command still waiting on it at once, so that
+    /// the next wait connects afresh.
+    /// </summary>
+    void Reset();
+}

@@ -1,0 +1,257 @@
+namespace Resilient.Caching;
+
+/// <summary>
+/// The one owner of "may we call Redis now?" for a registration. Every state change happens here, under one lock;
+/// only the check that Redis is available is lock-free (one volatile read). <see cref="CacheAvailability"/> is the
+/// read-only public view of this state.
+/// </summary>
+/// <remarks>
+/// States: closed (Redis in use); suspected (a failure that may be a blip — a reset, a refusal, a timeout the
+/// client blames on a starved thread pool — is being confirmed by a probe that starts at once; callers skip Redis
+/// meanwhile, nothing is logged above Debug); open (a confirmed outage: callers skip Redis until the window elapses,
+/// then one probe). The probe holds a permit that expires with time, so a probe that never reports cannot keep
+/// Redis skipped for ever.
+/// </remarks>
+internal sealed class WindowController : IDisposable
+{
+    private readonly TimeProvider _timeProvider;
+    private readonly long _window;
+    private readonly long _permitLifetime;
+    private readonly StripedCounter _skipped = new();
+    private readonly Lock _lock = new();
+
+    // 0 while closed, otherwise the timestamp from which a probe may start. The only field the hot path reads.
+    private long _openUntil;
+    private long _permitUntil;
+    private bool _confirmed;
+    private long _outageStartedAt;
+    private long _outages;
+    private Exception? _lastError;
+    private long _lastErrorAtUtcTicks;
+    private CancellationTokenSource _opened = new();
+
+    /// <param name="timeProvider">All time comes from here.</param>
+    /// <param name="window">How long Redis is left alone after a confirmed failure.</param>
+    /// <param name="probeBudget">The longest a probe may take (the operation timeout); its permit lasts a little longer.</param>
+    public WindowController(TimeProvider timeProvider, TimeSpan window, TimeSpan probeBudget)
+    {
+        _timeProvider = timeProvider;
+        Window = window;
+        _window = ToTimestampUnits(window);
+        _permitLifetime = ToTimestampUnits(probeBudget + probeBudget + TimeSpan.FromSeconds(1));
+    }
+
+    /// <summary>Raised after an outage begins (<see langword="false"/>) or ends (<see langword="true"/>); blips raise nothing.</summary>
+    public event Action<bool>? Changed;
+
+    public TimeSpan Window { get; }
+
+    public TimeProvider TimeProvider => _timeProvider;
+
+    /// <summary>Redis is in use: no window is open, and no suspected failure is being checked.</summary>
+    public bool IsAvailable => Volatile.Read(ref _openUntil) == 0;
+
+    /// <summary>A confirmed outage: the window is open (not merely a suspected failure being checked).</summary>
+    public bool IsOutage
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _openUntil != 0 && _confirmed;
+            }
+        }
+    }
+
+    public TimeSpan RetryAfter
+    {
+        get
+        {
+            var until = Volatile.Read(ref _openUntil);
+            if (until == 0)
+            {
+                return TimeSpan.Zero;
+            }
+
+            var left = _timeProvider.GetElapsedTime(_timeProvider.GetTimestamp(), until);
+            return left > TimeSpan.Zero ? left : TimeSpan.Zero;
+        }
+    }
+
+    public TimeSpan OutageDuration => IsAvailable ? TimeSpan.Zero : _timeProvider.GetElapsedTime(Volatile.Read(ref _outageStartedAt));
+
+    public long SkippedOperations => _skipped.Sum();
+
+    public long Outages => Volatile.Read(ref _outages);
+
+    public Exception? LastError => Volatile.Read(ref _lastError);
+
+    public DateTimeOffset? LastErrorAt =>
+        Volatile.Read(ref _lastErrorAtUtcTicks) is var ticks and not 0 ? new DateTimeOffset(ticks, TimeSpan.Zero) : null;
+
+    /// <summary>
+    /// Cancelled when Redis stops being used (a failure suspected or confirmed): callers still waiting for a
+    /// connection are released with their fallback at that moment. Replaced when the window closes.
+    /// </summary>
+    public CancellationToken Released => Volatile.Read(ref _opened).Token;
+
+    /// <summary>Decides whether a caller may call Redis now. Allocation-free; lock-free unless a probe may start.</summary>
+    public Gate TryEnter()
+    {
+        var until = Volatile.Read(ref _openUntil);
+        if (until == 0)
+        {
+            return Gate.Proceed;
+        }
+
+        var now = _timeProvider.GetTimestamp();
+        if (now < until || now < Volatile.Read(ref _permitUntil))
+        {
+            _skipped.Increment();
+            return Gate.ShortCircuit;
+        }
+
+        lock (_lock)
+        {
+            if (_openUntil == 0)
+            {
+                return Gate.Proceed;
+            }
+
+            _skipped.Increment();
+            if (now < _openUntil || now < _permitUntil)
+            {
+                return Gate.ShortCircuit;
+            }
+
+            _permitUntil = now + _permitLifetime;
+            return Gate.StartProbe;
+        }
+    }
+
+    /// <summary>
+    /// Records a failure of a call or of a probe. A confirmed failure opens (or extends) the window; a suspected
+    /// one starts a confirmation when Redis was in use (<see cref="Transition.Suspected"/>: the caller starts the
+    /// probe, whose permit it now holds).
+    /// </summary>
+    public Transition RecordFailure(Exception exception, bool confirmed, bool fromProbe)
+    {
+        Volatile.Write(ref _lastError, exception);
+        Volatile.Write(ref _lastErrorAtUtcTicks, _timeProvider.GetUtcNow().UtcTicks);
+        var now = _timeProvider.GetTimestamp();
+        CancellationTokenSource? release = null;
+        Transition transition;
+        lock (_lock)
+        {
+            if (fromProbe)
+            {
+                // A failed probe is a confirmation, whatever the error: the window opens (or reopens) in full.
+                _openUntil = Math.Max(1, now + _window);
+                _permitUntil = 0;
+                transition = _confirmed ? Transition.Reopened : Transition.Opened;
+                if (!_confirmed)
+                {
+                    _confirmed = true;
+                    _outages++;
+                }
+            }
+            else if (_openUntil == 0)
+            {
+                release = _opened;
+                _outageStartedAt = now;
+                _skipped.Reset();
+                if (confirmed)
+                {
+                    _openUntil = Math.Max(1, now + _window);
+                    _confirmed = true;
+                    _outages++;
+                    transition = Transition.Opened;
+                }
+                else
+                {
+                    _openUntil = Math.Max(1, now);
+                    _permitUntil = now + _permitLifetime;
+                    _confirmed = false;
+                    transition = Transition.Suspected;
+                }
+            }
+            else if (confirmed && !_confirmed)
+            {
+                // A call that was already under way confirms what the probe is still checking.
+                _openUntil = Math.Max(1, now + _window);
+                _confirmed = true;
+                _outages++;
+                transition = Transition.Opened;
+            }
+            else
+            {
+                if (confirmed)
+                {
+                    _openUntil = Math.Max(_openUntil, now + _window);
+                }
+
+                transition = Transition.AlreadyOpen;
+            }
+        }
+
+        release?.Cancel();
+        if (transition == Transition.Opened)
+        {
+            Changed?.Invoke(false);
+        }
+
+        return transition;
+    }
+
+    /// <summary>Closes the window after a successful probe; null when it was closed already.</summary>
+    public (TimeSpan Outage, long Skipped, bool WasOutage)? RecordProbeSuccess()
+    {
+        (TimeSpan, long, bool) result;
+        lock (_lock)
+        {
+            if (_openUntil == 0)
+            {
+                return null;
+            }
+
+            result = (_timeProvider.GetElapsedTime(_outageStartedAt), _skipped.Sum(), _confirmed);
+            _openUntil = 0;
+            _permitUntil = 0;
+            _confirmed = false;
+            if (Volatile.Read(ref _opened).IsCancellationRequested)
+            {
+                Volatile.Write(ref _opened, new CancellationTokenSource());
+            }
+        }
+
+        if (result.Item3)
+        {
+            Changed?.Invoke(true);
+        }
+
+        return result;
+    }
+
+    /// <summary>Releases every caller still waiting for a connection (shutdown does not wait for Redis). The sources are not disposed: a late caller may still read <see cref="Released"/>.</summary>
+    public void Dispose() => Volatile.Read(ref _opened).Cancel();
+
+    private long ToTimestampUnits(TimeSpan value) => (long)(value.TotalSeconds * _timeProvider.TimestampFrequency);
+
+    internal enum Gate
+    {
+        Proceed,
+
+        /// <summary>The window has elapsed and this caller holds the probe permit: start the probe, take the fallback.</summary>
+        StartProbe,
+        ShortCircuit,
+    }
+
+    internal enum Transition
+    {
+        Opened,
+        Reopened,
+        Suspected,
+        AlreadyOpen,
+        Closed,
+    }
+}

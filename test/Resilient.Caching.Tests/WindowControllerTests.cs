@@ -1,0 +1,180 @@
+using Microsoft.Extensions.Time.Testing;
+using StackExchange.Redis;
+
+namespace Resilient.Caching.Tests;
+
+/// <summary>The window controller on its own: every state change, on fake time.</summary>
+public sealed class WindowControllerTests
+{
+    private static readonly TimeSpan Window = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan Budget = TimeSpan.FromSeconds(5);
+
+    private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+
+    [Fact]
+    public void Closed_EveryCallerProceeds()
+    {
+        using var controller = new WindowController(_time, Window, Budget);
+
+        Assert.Equal(WindowController.Gate.Proceed, controller.TryEnter());
+        Assert.True(controller.IsAvailable);
+        Assert.Equal(TimeSpan.Zero, controller.RetryAfter);
+        Assert.False(controller.Released.IsCancellationRequested);
+    }
+
+    [Fact]
+    public void ConfirmedFailure_OpensForAFullWindow_ThenOneCallerGetsTheProbePermit()
+    {
+        using var controller = new WindowController(_time, Window, Budget);
+        var released = controller.Released;
+
+        Assert.Equal(WindowController.Transition.Opened, controller.RecordFailure(Timeout(), confirmed: true, fromProbe: false));
+
+        Assert.False(controller.IsAvailable);
+        Assert.True(released.IsCancellationRequested);
+        Assert.Equal(Window, controller.RetryAfter);
+        Assert.Equal(WindowController.Gate.ShortCircuit, controller.TryEnter());
+        _time.Advance(Window - TimeSpan.FromTicks(1));
+        Assert.Equal(WindowController.Gate.ShortCircuit, controller.TryEnter());
+        _time.Advance(TimeSpan.FromTicks(1));
+        Assert.Equal(WindowController.Gate.StartProbe, controller.TryEnter());
+        Assert.Equal(WindowController.Gate.ShortCircuit, controller.TryEnter());
+        Assert.Equal(1, controller.Outages);
+        Assert.Equal(4, controller.SkippedOperations);
+    }
+
+    [Fact]
+    public void FailuresInFlight_ExtendTheWindow_WithoutANewOutage()
+    {
+        using var controller = new WindowController(_time, Window, Budget);
+        controller.RecordFailure(Timeout(), confirmed: true, fromProbe: false);
+        _time.Advance(TimeSpan.FromSeconds(10));
+
+        Assert.Equal(WindowController.Transition.AlreadyOpen, controller.RecordFailure(Timeout(), confirmed: true, fromProbe: false));
+        Assert.Equal(WindowController.Transition.AlreadyOpen, controller.RecordFailure(Reset(), confirmed: false, fromProbe: false));
+
+        Assert.Equal(Window, controller.RetryAfter);
+        Assert.Equal(1, controller.Outages);
+    }
+
+    [Fact]
+    public void SuspectedFailure_HoldsThePermitAtOnce_AndABlipClosesSilently()
+    {
+        using var controller = new WindowController(_time, Window, Budget);
+        var changes = new List<bool>();
+        controller.Changed += changes.Add;
+
+        Assert.Equal(WindowController.Transition.Suspected, controller.RecordFailure(Reset(), confirmed: false, fromProbe: false));
+
+        // Nobody calls Redis while the check runs, and nobody else starts one; it is not an outage (yet).
+        Assert.Equal(WindowController.Gate.ShortCircuit, controller.TryEnter());
+        Assert.False(controller.IsAvailable);
+        Assert.False(controller.IsOutage);
+        Assert.Equal(0, controller.Outages);
+
+        var closed = controller.RecordProbeSuccess();
+        Assert.NotNull(closed);
+        Assert.False(closed.Value.WasOutage);
+        Assert.Equal(WindowController.Gate.Proceed, controller.TryEnter());
+        Assert.Empty(changes);
+        Assert.False(controller.Released.IsCancellationRequested);
+    }
+
+    [Fact]
+    public void SuspectedFailure_ThatTheProbeConfirms_IsAnOutage()
+    {
+        using var controller = new WindowController(_time, Window, Budget);
+        var changes = new List<bool>();
+        controller.Changed += changes.Add;
+        controller.RecordFailure(Reset(), confirmed: false, fromProbe: false);
+
+        Assert.Equal(WindowController.Transition.Opened, controller.RecordFailure(Reset(), confirmed: true, fromProbe: true));
+
+        Assert.False(controller.IsAvailable);
+        Assert.Equal(Window, controller.RetryAfter);
+        Assert.Equal(1, controller.Outages);
+        Assert.Equal([false], changes);
+    }
+
+    [Fact]
+    public void SuspectedFailure_ConfirmedByACallInFlight_IsAnOutage()
+    {
+        using var controller = new WindowController(_time, Window, Budget);
+        controller.RecordFailure(Reset(), confirmed: false, fromProbe: false);
+
+        Assert.Equal(WindowController.Transition.Opened, controller.RecordFailure(Timeout(), confirmed: true, fromProbe: false));
+        Assert.False(controller.IsAvailable);
+        Assert.Equal(1, controller.Outages);
+    }
+
+    [Fact]
+    public void FailedProbe_ReopensForAFullWindow_AndTheWindowCloses_OnlyOnASuccessfulProbe()
+    {
+        using var controller = new WindowController(_time, Window, Budget);
+        controller.RecordFailure(Timeout(), confirmed: true, fromProbe: false);
+        _time.Advance(Window);
+        Assert.Equal(WindowController.Gate.StartProbe, controller.TryEnter());
+
+        Assert.Equal(WindowController.Transition.Reopened, controller.RecordFailure(Timeout(), confirmed: true, fromProbe: true));
+        Assert.Equal(Window, controller.RetryAfter);
+        Assert.Equal(1, controller.Outages);
+
+        _time.Advance(Window);
+        Assert.Equal(WindowController.Gate.StartProbe, controller.TryEnter());
+        _time.Advance(TimeSpan.FromSeconds(1));
+        var closed = controller.RecordProbeSuccess();
+        Assert.Equal(TimeSpan.FromSeconds(61), closed!.Value.Outage);
+        Assert.True(closed.Value.WasOutage);
+        Assert.True(controller.IsAvailable);
+        Assert.Null(controller.RecordProbeSuccess());
+    }
+
+    [Fact]
+    public void ProbePermit_ExpiresWithTime()
+    {
+        using var controller = new WindowController(_time, Window, Budget);
+        controller.RecordFailure(Timeout(), confirmed: true, fromProbe: false);
+        _time.Advance(Window);
+        Assert.Equal(WindowController.Gate.StartProbe, controller.TryEnter());
+
+        // The probe never reports: after twice its budget and a second, another caller may probe.
+        _time.Advance(Budget + Budget);
+        Assert.Equal(WindowController.Gate.ShortCircuit, controller.TryEnter());
+        _time.Advance(TimeSpan.FromSeconds(1));
+        Assert.Equal(WindowController.Gate.StartProbe, controller.TryEnter());
+    }
+
+    [Fact]
+    public void Released_IsRenewedWhenTheWindowCloses_AndFiresOnDisposal()
+    {
+        var controller = new WindowController(_time, Window, Budget);
+        controller.RecordFailure(Timeout(), confirmed: true, fromProbe: false);
+        controller.RecordProbeSuccess();
+        var released = controller.Released;
+        Assert.False(released.IsCancellationRequested);
+
+        controller.Dispose();
+        Assert.True(released.IsCancellationRequested);
+    }
+
+    [Fact]
+    public async Task ManyCallersAtTheEndOfTheWindow_ExactlyOneGetsThePermit()
+    {
+        using var controller = new WindowController(_time, Window, Budget);
+        controller.RecordFailure(Timeout(), confirmed: true, fromProbe: false);
+        _time.Advance(Window);
+        using var start = new Barrier(8);
+
+        var gates = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Run(() =>
+        {
+            start.SignalAndWait(TestContext.Current.CancellationToken);
+            return Enumerable.Range(0, 1000).Select(_ => controller.TryEnter()).ToList();
+        })));
+
+        Assert.Equal(1, gates.SelectMany(g => g).Count(g => g == WindowController.Gate.StartProbe));
+    }
+
+    private static RedisTimeoutException Timeout() => new(CommandFlags.None, "timeout", CommandStatus.Sent);
+
+    private static RedisConnectionException Reset() => new(ConnectionFailureType.SocketFailure, CommandFlags.None, "reset", null, CommandStatus.Sent);
+}
