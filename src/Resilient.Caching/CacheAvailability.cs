@@ -65,7 +65,11 @@ public sealed class CacheAvailability
     public long Outages => Volatile.Read(ref _outages);
 
     /// <summary>Gets the last swallowed Redis error, if any.</summary>
-    public Exception? LastError => Volatile.Read(ref _lastError);
+    /// <remarks>
+    /// Safe to show: when the error's text would carry a secret (a password, URI user-info), a stand-in with the
+    /// same type name, stack trace and masked message and <see cref="Exception.ToString"/> is returned instead.
+    /// </remarks>
+    public Exception? LastError => Diagnostics.Redaction.ForOutput(Volatile.Read(ref _lastError));
 
     /// <summary>Gets when the last swallowed Redis error happened, if any.</summary>
     public DateTimeOffset? LastErrorAt =>

@@ -330,7 +330,7 @@ internal sealed class CacheGuard
     };
 
     // One description for every log line and the health check: type and first line, passwords masked.
-    private static string Describe(Exception exception) => Diagnostics.ResilientRedisCacheHealthCheck.Describe(exception);
+    private static string Describe(Exception exception) => Redaction.Describe(exception);
 
     internal readonly record struct Attempt(CacheOperation Operation, bool IsProbe, long StartTimestamp);
 }
