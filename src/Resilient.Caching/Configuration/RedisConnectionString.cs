@@ -54,7 +54,7 @@ internal static class RedisConnectionString
         var schemeEnd = text.IndexOf("://", StringComparison.Ordinal) + 3;
         var comma = FirstOptionSeparator(text, schemeEnd);
         var uri = comma < 0 ? text : text[..comma];
-        var configuration = ConfigurationOptions.Parse(comma < 0 ? string.Empty : text[(comma + 1)..]);
+        var configuration = comma < 0 ? new ConfigurationOptions() : ConfigurationOptions.Parse(text[(comma + 1)..]);
         Redaction.AddKnownSecret(configuration.Password);
 
         var secure = text[..schemeEnd].Equals("rediss://", StringComparison.OrdinalIgnoreCase);
