@@ -133,6 +133,15 @@ public sealed class ConnectionStringTests
         Assert.DoesNotContain("alice-acl", error.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("redis_cache:6379")]
+    [InlineData("cache.internal,abortConnect=false")]
+    [InlineData("[::1]:6379")]
+    [InlineData("a-label-longer-than-sixty-three-characters-still-passes-the-check-since-it-may-resolve-somewhere:6379")]
+    [InlineData("redis://redis_cache")]
+    public void HostNames_ThatMayOnlyFailToResolve_StartUp(string configuration) =>
+        Assert.Equal(configuration, Resolve(new() { ["Redis:Configuration"] = configuration }).Configuration);
+
     [Fact]
     public void ConfigurationOptionsWithAUriForAHost_FailsStartUp_NeverEchoingIt()
     {

@@ -115,7 +115,7 @@ internal sealed class ResilientRedisCacheOptionsValidator : IValidateOptions<Res
 
         foreach (var endPoint in configuration.EndPoints)
         {
-            if (endPoint is DnsEndPoint dns && Uri.CheckHostName(dns.Host) is not (UriHostNameType.Dns or UriHostNameType.IPv4 or UriHostNameType.IPv6))
+            if (endPoint is DnsEndPoint dns && !CanBeHostName(dns.Host))
             {
                 // Shown only when it cannot be a credential.
                 var shown = dns.Host.Contains('@', StringComparison.Ordinal) || dns.Host.Contains("://", StringComparison.Ordinal) || Redaction.Redact(dns.Host) != dns.Host
@@ -126,4 +126,10 @@ internal sealed class ResilientRedisCacheOptionsValidator : IValidateOptions<Res
             }
         }
     }
+
+    // The characters of a host name (underscores too: container and service names have them), nothing about
+    // whether it resolves: a name that does not resolve yet is an outage to ride out, not a configuration error.
+    private static bool CanBeHostName(string host) =>
+        host.Length is > 0 and <= 253 && host[0] is not ('-' or '.')
+        && host.All(static c => char.IsAsciiLetterOrDigit(c) || c is '-' or '.' or '_' || (c > 127 && char.IsLetterOrDigit(c)));
 }
