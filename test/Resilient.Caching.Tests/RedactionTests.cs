@@ -133,6 +133,27 @@ public sealed class RedactionTests
         Assert.DoesNotContain("S3cr3tPw", lastError.ToString() + lastError.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void TheStockComponentsWeHost_LogThroughTheSameRedaction()
+    {
+        var sink = new TextLoggerProvider();
+        using var application = LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Trace).AddProvider(sink));
+        using var hosted = new RedactingLoggerFactory(application);
+        var logger = hosted.CreateLogger("Microsoft.AspNetCore.OutputCaching.StackExchangeRedis.RedisOutputCacheStore");
+
+#pragma warning disable CA1848 // As the stock component would log.
+        logger.LogError(
+            new RedisConnectionException(ConnectionFailureType.UnableToConnect, CommandFlags.None, "UnableToConnect on redis://alice-acl:S3cr3tPw!@127.0.0.1:6379", null, CommandStatus.Unknown),
+            "GC failed for {Server}", "redis://alice-acl:S3cr3tPw!@127.0.0.1:6379");
+#pragma warning restore CA1848
+
+        var written = sink.Text();
+        Assert.Contains("GC failed for redis://***@127.0.0.1:6379", written, StringComparison.Ordinal);
+        Assert.Contains("StackExchange.Redis.RedisConnectionException", written, StringComparison.Ordinal);
+        Assert.DoesNotContain("S3cr3tPw", written, StringComparison.Ordinal);
+        Assert.DoesNotContain("alice-acl", written, StringComparison.Ordinal);
+    }
+
     private static async Task WaitUntil(Func<bool> condition)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
