@@ -21,6 +21,7 @@ public sealed class CacheAvailability
     private long _outageStartedAt;
     private long _outages;
     private Exception? _lastError;
+    private ShownError? _lastErrorShown;
     private long _lastErrorAtUtcTicks;
 
     internal CacheAvailability(TimeProvider timeProvider, TimeSpan window)
@@ -69,7 +70,23 @@ public sealed class CacheAvailability
     /// Safe to show: when the error's text would carry a secret (a password, URI user-info), a stand-in with the
     /// same type name, stack trace and masked message and <see cref="Exception.ToString"/> is returned instead.
     /// </remarks>
-    public Exception? LastError => Diagnostics.Redaction.ForOutput(Volatile.Read(ref _lastError));
+    public Exception? LastError
+    {
+        get
+        {
+            // Judged once per error: a caller inside the window with IgnoreExceptions=false gets it as the inner
+            // exception of every CacheUnavailableException.
+            var error = Volatile.Read(ref _lastError);
+            var shown = Volatile.Read(ref _lastErrorShown);
+            if (shown is null || !ReferenceEquals(shown.Error, error))
+            {
+                shown = new ShownError(error, Diagnostics.Redaction.ForOutput(error));
+                Volatile.Write(ref _lastErrorShown, shown);
+            }
+
+            return shown.Shown;
+        }
+    }
 
     /// <summary>Gets when the last swallowed Redis error happened, if any.</summary>
     public DateTimeOffset? LastErrorAt =>
@@ -162,6 +179,8 @@ public sealed class CacheAvailability
 
     /// <summary>Gives up the probe without a verdict (the caller cancelled, or the error said nothing about Redis).</summary>
     internal void ReleaseProbe() => Volatile.Write(ref _probing, 0);
+
+    private sealed record ShownError(Exception? Error, Exception? Shown);
 
     internal enum Gate
     {
