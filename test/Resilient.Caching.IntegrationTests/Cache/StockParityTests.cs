@@ -132,6 +132,24 @@ public sealed class StockParityTests : IAsyncLifetime
         Assert.InRange(await Ttl("ours:capped"), 15_000, 20_000);
     }
 
+    [Fact]
+    public async Task SubSecondExpirations_ExpireAtOnce_AsInTheStockProvider()
+    {
+        var options = new[]
+        {
+            new DistributedCacheEntryOptions { AbsoluteExpiration = DateTimeOffset.UtcNow.AddSeconds(0.5) },
+            new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = TimeSpan.FromSeconds(0.25) },
+            new DistributedCacheEntryOptions { SlidingExpiration = TimeSpan.FromSeconds(0.25) },
+        };
+        for (var i = 0; i < options.Length; i++)
+        {
+            await _stock.SetAsync($"sub-{i}", [1], options[i], Ct);
+            await _ours.SetAsync($"sub-{i}", [1], options[i], Ct);
+            Assert.Equal(await _stock.GetAsync($"sub-{i}", Ct), await _ours.GetAsync($"sub-{i}", Ct));
+            Assert.Null(await _ours.GetAsync($"sub-{i}", Ct));
+        }
+    }
+
     private static object? Set(IBufferDistributedCache cache, string call, string key, DistributedCacheEntryOptions options) => call switch
     {
         "Set" => Run(() => cache.Set(key, [1], options)),
