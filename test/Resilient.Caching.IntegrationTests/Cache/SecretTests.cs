@@ -100,8 +100,10 @@ public sealed class SecretTests : IAsyncLifetime
         builder.Services.AddResilientStackExchangeRedisCache(o =>
         {
             form.Configure(_redis.Host, port, user, password)(o);
-            o.ConnectTimeout = TimeSpan.FromMilliseconds(300);
-            o.OperationTimeout = TimeSpan.FromMilliseconds(800);
+            // Connect well within the operation timeout, so that a refused password is seen as such (README:
+            // "Wrong password"); generous enough that a loaded machine does not turn "Redis up" into a timeout.
+            o.ConnectTimeout = TimeSpan.FromMilliseconds(500);
+            o.OperationTimeout = TimeSpan.FromMilliseconds(1500);
             o.UnavailableWindow = TimeSpan.FromMilliseconds(300);
             o.IgnoreExceptions = ignoreExceptions;
         });
