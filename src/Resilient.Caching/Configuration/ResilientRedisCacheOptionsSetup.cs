@@ -35,7 +35,12 @@ internal static class ResilientRedisCacheOptionsSetup
                 options.InstanceName = instanceName;
             }
 
-            ReportUnknownKeys(section, prefix, options);
+            // A section of its own only: the application's whole configuration, passed by mistake, holds other keys.
+            if (section is IConfigurationSection)
+            {
+                ReportUnknownKeys(section, prefix, options);
+            }
+
             foreach (var setting in Setting.All)
             {
                 if (section[setting.Path] is { } text)
