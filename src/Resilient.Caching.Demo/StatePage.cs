@@ -59,8 +59,15 @@ internal sealed partial record DemoState(
 
         try
         {
-            var configuration = options.ConfigurationOptions ?? ConfigurationOptions.Parse(options.Configuration ?? string.Empty);
-            return configuration.ToString(includePassword: false);
+            // A redis:// URI is shown as written, its user-info masked; StackExchange.Redis's own format through its
+            // ToString, which leaves the password out.
+            var text = options.ConfigurationOptions?.ToString(includePassword: false)
+                ?? (options.Configuration ?? string.Empty) switch
+                {
+                    var uri when uri.Contains("://", StringComparison.Ordinal) => uri,
+                    var other => ConfigurationOptions.Parse(other).ToString(includePassword: false),
+                };
+            return Mask(text);
         }
         catch (ArgumentException)
         {
@@ -71,12 +78,17 @@ internal sealed partial record DemoState(
     private static string Describe(Exception error)
     {
         // StackExchange.Redis appends a long dump of its counters to the first line: the start says what happened.
-        var message = Password().Replace(error.Message.Split('\n', 2)[0].Trim(), "$1=***");
+        var message = Mask(error.Message.Split('\n', 2)[0].Trim());
         return $"{error.GetType().Name}: {(message.Length <= 160 ? message : message[..160] + "…")}";
     }
 
-    [GeneratedRegex(@"\b(password|pwd|pass)\s*=\s*[^,;\s]*", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
-    private static partial Regex Password();
+    private static string Mask(string text) => Credential().Replace(UserInfo().Replace(text, "$1***@"), "$1=***");
+
+    [GeneratedRegex(@"\b(password|pwd|pass|user)\s*=\s*[^,;\s]*", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    private static partial Regex Credential();
+
+    [GeneratedRegex(@"\b([a-z][a-z0-9+.\-]*://)[^\s]*@", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    private static partial Regex UserInfo();
 }
 
 /// <summary>The HTML of the state page (<c>/</c>) and the layout of every page.</summary>

@@ -9,6 +9,7 @@ namespace Resilient.Caching;
 public sealed class CacheAvailability
 {
     private readonly WindowController _controller;
+    private ShownError? _lastErrorShown;
 
     internal CacheAvailability(WindowController controller) => _controller = controller;
 
@@ -44,10 +45,32 @@ public sealed class CacheAvailability
     public long Outages => _controller.Outages;
 
     /// <summary>Gets the last swallowed Redis error, if any.</summary>
-    public Exception? LastError => _controller.LastError;
+    /// <remarks>
+    /// Safe to show: when the error's text would carry a secret (a password, URI user-info), a stand-in with the
+    /// same type name, stack trace and masked message and <see cref="Exception.ToString"/> is returned instead.
+    /// </remarks>
+    public Exception? LastError
+    {
+        get
+        {
+            // Judged once per error: a caller inside the window with IgnoreExceptions=false gets it as the inner
+            // exception of every CacheUnavailableException.
+            var error = _controller.LastError;
+            var shown = Volatile.Read(ref _lastErrorShown);
+            if (shown is null || !ReferenceEquals(shown.Error, error))
+            {
+                shown = new ShownError(error, Diagnostics.Redaction.ForOutput(error));
+                Volatile.Write(ref _lastErrorShown, shown);
+            }
+
+            return shown.Shown;
+        }
+    }
 
     /// <summary>Gets when the last swallowed Redis error happened, if any.</summary>
     public DateTimeOffset? LastErrorAt => _controller.LastErrorAt;
 
     internal TimeProvider TimeProvider => _controller.TimeProvider;
+
+    private sealed record ShownError(Exception? Error, Exception? Shown);
 }

@@ -177,7 +177,7 @@ internal sealed class CacheGuard
     {
         var retryAfter = _controller.RetryAfter;
         return new CacheUnavailableException(
-            $"Redis is unavailable; the cache skips it for another {retryAfter.TotalSeconds:0.###} s.", _controller.LastError)
+            $"Redis is unavailable; the cache skips it for another {retryAfter.TotalSeconds:0.###} s.", Availability.LastError)
         {
             RetryAfter = retryAfter,
         };
@@ -464,7 +464,7 @@ internal sealed class CacheGuard
     }
 
     // One description for every log line and the health check: type and first line, passwords masked.
-    private static string Describe(Exception exception) => Diagnostics.ResilientRedisCacheHealthCheck.Describe(exception);
+    private static string Describe(Exception exception) => Redaction.Describe(exception);
 
     private enum Entry
     {

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Resilient.Caching.Diagnostics;
 
 namespace Resilient.Caching;
 
@@ -6,6 +7,10 @@ namespace Resilient.Caching;
 /// Every log line of the library, with stable event ids that tests and alerts can rely on. An outage logs one
 /// Warning (or one Error for a credentials problem) per window, however many requests fail.
 /// </summary>
+/// <remarks>
+/// Every text argument and every attached exception passes through <see cref="Redaction"/> here, whoever calls:
+/// a secret cannot reach a log line by a path that forgot to mask it.
+/// </remarks>
 internal static partial class Log
 {
     internal const int IdWindowOpened = 1;
@@ -19,44 +24,74 @@ internal static partial class Log
     internal const int IdAbandonedOperationFailed = 9;
     internal const int IdTagEvictionSkipped = 10;
     internal const int IdConnectFailed = 11;
+    internal const int IdDistributedCacheNotInUse = 12;
+    internal const int IdOutputCacheStoreNotInUse = 13;
     internal const int IdFailureSuspected = 20;
     internal const int IdBlipRecovered = 21;
 
-    [LoggerMessage(LogLevel.Warning, "Redis is unavailable ({Operation} failed: {Reason}); the cache skips Redis for {WindowSeconds} s, then probes it again.",
-        EventName = "WindowOpened", EventId = IdWindowOpened)]
-    public static partial void WindowOpened(ILogger logger, Exception? exception, string operation, string reason, double windowSeconds);
+    public static void WindowOpened(ILogger logger, Exception? exception, string operation, string reason, double windowSeconds)
+    {
+        if (logger.IsEnabled(LogLevel.Warning))
+        {
+            WindowOpenedCore(logger, Redaction.ForOutput(exception), operation, Redaction.Redact(reason), windowSeconds);
+        }
+    }
 
     [LoggerMessage(LogLevel.Information, "Redis is available again after {OutageSeconds:0.###} s; {SkippedOperations} cache operations skipped Redis meanwhile.",
         EventName = "WindowClosed", EventId = IdWindowClosed)]
     public static partial void WindowClosed(ILogger logger, double outageSeconds, long skippedOperations);
 
-    [LoggerMessage(LogLevel.Warning, "Redis is still unavailable (probe {Operation} failed: {Reason}); skipping it for another {WindowSeconds} s.",
-        EventName = "ProbeFailed", EventId = IdProbeFailed)]
-    public static partial void ProbeFailed(ILogger logger, Exception? exception, string operation, string reason, double windowSeconds);
+    public static void ProbeFailed(ILogger logger, Exception? exception, string operation, string reason, double windowSeconds)
+    {
+        if (logger.IsEnabled(LogLevel.Warning))
+        {
+            ProbeFailedCore(logger, Redaction.ForOutput(exception), operation, Redaction.Redact(reason), windowSeconds);
+        }
+    }
 
-    [LoggerMessage(LogLevel.Debug, "Redis error swallowed while the unavailable window is already open ({Operation}: {Reason}).",
-        EventName = "ErrorWhileUnavailable", EventId = IdErrorWhileUnavailable)]
-    public static partial void ErrorWhileUnavailable(ILogger logger, Exception? exception, string operation, string reason);
+    public static void ErrorWhileUnavailable(ILogger logger, Exception? exception, string operation, string reason)
+    {
+        if (logger.IsEnabled(LogLevel.Debug))
+        {
+            ErrorWhileUnavailableCore(logger, Redaction.ForOutput(exception), operation, Redaction.Redact(reason));
+        }
+    }
 
-    [LoggerMessage(LogLevel.Information, "Resilient Redis cache settings in force: {Settings}",
-        EventName = "SettingsInForce", EventId = IdSettingsInForce)]
-    public static partial void SettingsInForce(ILogger logger, string settings);
+    public static void SettingsInForce(ILogger logger, string settings)
+    {
+        if (logger.IsEnabled(LogLevel.Information))
+        {
+            SettingsInForceCore(logger, Redaction.Redact(settings));
+        }
+    }
 
     [LoggerMessage(LogLevel.Warning, "ConnectionMultiplexerFactory is set, so the Redis connection is the application's own: SocketKeepAlive, TcpKeepAlive, ConnectTimeout and OperationTimeout are not applied to it. The unavailable window still is.",
         EventName = "SettingsNotApplied", EventId = IdSettingsNotApplied)]
     public static partial void SettingsNotApplied(ILogger logger);
 
-    [LoggerMessage(LogLevel.Error, "Redis rejected the credentials ({Operation}: {Reason}); the cache skips Redis for {WindowSeconds} s. Check the password in the Redis configuration.",
-        EventName = "AuthenticationFailed", EventId = IdAuthenticationFailed)]
-    public static partial void AuthenticationFailed(ILogger logger, Exception? exception, string operation, string reason, double windowSeconds);
+    public static void AuthenticationFailed(ILogger logger, Exception? exception, string operation, string reason, double windowSeconds)
+    {
+        if (logger.IsEnabled(LogLevel.Error))
+        {
+            AuthenticationFailedCore(logger, Redaction.ForOutput(exception), operation, Redaction.Redact(reason), windowSeconds);
+        }
+    }
 
-    [LoggerMessage(LogLevel.Warning, "Could not set socket option {Option} on a Redis socket to {EndPoint}; the connection goes on without it.",
-        EventName = "SocketOptionFailed", EventId = IdSocketOptionFailed)]
-    public static partial void SocketOptionFailed(ILogger logger, Exception exception, string option, string endPoint);
+    public static void SocketOptionFailed(ILogger logger, Exception exception, string option, string endPoint)
+    {
+        if (logger.IsEnabled(LogLevel.Warning))
+        {
+            SocketOptionFailedCore(logger, Redaction.ForOutput(exception)!, option, Redaction.Redact(endPoint));
+        }
+    }
 
-    [LoggerMessage(LogLevel.Debug, "A Redis {Operation} whose caller had already cancelled failed: {Reason}.",
-        EventName = "AbandonedOperationFailed", EventId = IdAbandonedOperationFailed)]
-    public static partial void AbandonedOperationFailed(ILogger logger, Exception? exception, string operation, string reason);
+    public static void AbandonedOperationFailed(ILogger logger, Exception? exception, string operation, string reason)
+    {
+        if (logger.IsEnabled(LogLevel.Debug))
+        {
+            AbandonedOperationFailedCore(logger, Redaction.ForOutput(exception), operation, Redaction.Redact(reason));
+        }
+    }
 
     [LoggerMessage(LogLevel.Warning, "Output-cache eviction of tag '{Tag}' was skipped because Redis is unavailable; entries with that tag may be served until they expire.",
         EventName = "TagEvictionSkipped", EventId = IdTagEvictionSkipped)]
@@ -66,15 +101,67 @@ internal static partial class Log
         EventName = "TagEvictionSkippedAgain", EventId = IdTagEvictionSkipped)]
     public static partial void TagEvictionSkippedAgain(ILogger logger, string tag);
 
-    [LoggerMessage(LogLevel.Debug, "A Redis {Operation} failed ({Reason}); checking on a fresh connection whether Redis is really unavailable before skipping it.",
-        EventName = "FailureSuspected", EventId = IdFailureSuspected)]
-    public static partial void FailureSuspected(ILogger logger, Exception? exception, string operation, string reason);
+    public static void FailureSuspected(ILogger logger, Exception? exception, string operation, string reason)
+    {
+        if (logger.IsEnabled(LogLevel.Debug))
+        {
+            FailureSuspectedCore(logger, Redaction.ForOutput(exception), operation, Redaction.Redact(reason));
+        }
+    }
 
     [LoggerMessage(LogLevel.Debug, "Redis answered the check after {Milliseconds:0} ms: it was a blip, not an outage ({SkippedOperations} cache operations skipped Redis meanwhile).",
         EventName = "BlipRecovered", EventId = IdBlipRecovered)]
     public static partial void BlipRecovered(ILogger logger, double milliseconds, long skippedOperations);
 
+    [LoggerMessage(LogLevel.Debug, "A Redis {Operation} failed ({Reason}); checking on a fresh connection whether Redis is really unavailable before skipping it.",
+        EventName = "FailureSuspected", EventId = IdFailureSuspected)]
+    private static partial void FailureSuspectedCore(ILogger logger, Exception? exception, string operation, string reason);
+
+    public static void ConnectFailed(ILogger logger, Exception? exception, string reason)
+    {
+        if (logger.IsEnabled(LogLevel.Warning))
+        {
+            ConnectFailedCore(logger, Redaction.ForOutput(exception), Redaction.Redact(reason));
+        }
+    }
+
+    [LoggerMessage(LogLevel.Warning, "The application's IDistributedCache is {ResolvedType}, not the resilient Redis cache: a registration made after AddResilientStackExchangeRedisCache (e.g. AddStackExchangeRedisCache or AddDistributedMemoryCache) wins, so Redis errors reach the callers and the settings logged at start-up do not apply to it. Remove that registration, or call AddResilientStackExchangeRedisCache after it.",
+        EventName = "DistributedCacheNotInUse", EventId = IdDistributedCacheNotInUse)]
+    public static partial void DistributedCacheNotInUse(ILogger logger, string resolvedType);
+
+    [LoggerMessage(LogLevel.Warning, "The application's IOutputCacheStore is {ResolvedType}, not the resilient Redis store: a registration made after AddResilientStackExchangeRedisOutputCache (e.g. AddStackExchangeRedisOutputCache) wins, so output caching does not use the unavailable window. Remove that registration, or call AddResilientStackExchangeRedisOutputCache after it.",
+        EventName = "OutputCacheStoreNotInUse", EventId = IdOutputCacheStoreNotInUse)]
+    public static partial void OutputCacheStoreNotInUse(ILogger logger, string resolvedType);
+
+    [LoggerMessage(LogLevel.Warning, "Redis is unavailable ({Operation} failed: {Reason}); the cache skips Redis for {WindowSeconds} s, then probes it again.",
+        EventName = "WindowOpened", EventId = IdWindowOpened)]
+    private static partial void WindowOpenedCore(ILogger logger, Exception? exception, string operation, string reason, double windowSeconds);
+
+    [LoggerMessage(LogLevel.Warning, "Redis is still unavailable (probe {Operation} failed: {Reason}); skipping it for another {WindowSeconds} s.",
+        EventName = "ProbeFailed", EventId = IdProbeFailed)]
+    private static partial void ProbeFailedCore(ILogger logger, Exception? exception, string operation, string reason, double windowSeconds);
+
+    [LoggerMessage(LogLevel.Debug, "Redis error swallowed while the unavailable window is already open ({Operation}: {Reason}).",
+        EventName = "ErrorWhileUnavailable", EventId = IdErrorWhileUnavailable)]
+    private static partial void ErrorWhileUnavailableCore(ILogger logger, Exception? exception, string operation, string reason);
+
+    [LoggerMessage(LogLevel.Information, "Resilient Redis cache settings in force: {Settings}",
+        EventName = "SettingsInForce", EventId = IdSettingsInForce)]
+    private static partial void SettingsInForceCore(ILogger logger, string settings);
+
+    [LoggerMessage(LogLevel.Error, "Redis rejected the credentials ({Operation}: {Reason}); the cache skips Redis for {WindowSeconds} s. Check the password in the Redis configuration.",
+        EventName = "AuthenticationFailed", EventId = IdAuthenticationFailed)]
+    private static partial void AuthenticationFailedCore(ILogger logger, Exception? exception, string operation, string reason, double windowSeconds);
+
+    [LoggerMessage(LogLevel.Warning, "Could not set socket option {Option} on a Redis socket to {EndPoint}; the connection goes on without it.",
+        EventName = "SocketOptionFailed", EventId = IdSocketOptionFailed)]
+    private static partial void SocketOptionFailedCore(ILogger logger, Exception exception, string option, string endPoint);
+
+    [LoggerMessage(LogLevel.Debug, "A Redis {Operation} whose caller had already cancelled failed: {Reason}.",
+        EventName = "AbandonedOperationFailed", EventId = IdAbandonedOperationFailed)]
+    private static partial void AbandonedOperationFailedCore(ILogger logger, Exception? exception, string operation, string reason);
+
     [LoggerMessage(LogLevel.Warning, "Connecting to Redis failed: {Reason}. The cache keeps working without Redis and tries again after the unavailable window.",
         EventName = "ConnectFailed", EventId = IdConnectFailed)]
-    public static partial void ConnectFailed(ILogger logger, Exception? exception, string reason);
+    private static partial void ConnectFailedCore(ILogger logger, Exception? exception, string reason);
 }

@@ -44,7 +44,11 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
     /// <inheritdoc />
     public Task<byte[]?> GetAsync(string key, CancellationToken token = default)
     {
-        ArgumentNullException.ThrowIfNull(key);
+        if (key is null)
+        {
+            return Task.FromException<byte[]?>(new ArgumentNullException(nameof(key)));
+        }
+
         return AsTask(_guard.RunAsync(CacheOperation.Get, (cache: this, key),
             static (s, ct) => new ValueTask<byte[]?>(s.cache.Inner.GetAsync(s.key, ct)), s_valueOutcome, null, token));
     }
@@ -52,16 +56,19 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
     /// <inheritdoc />
     public bool TryGet(string key, IBufferWriter<byte> destination)
     {
+        // The destination is not checked, as by the stock provider: a miss never touches it.
         ArgumentNullException.ThrowIfNull(key);
-        ArgumentNullException.ThrowIfNull(destination);
         return _guard.Run(CacheOperation.Get, (cache: this, key, destination), static s => s.cache.Inner.TryGet(s.key, s.destination), s_foundOutcome, false);
     }
 
     /// <inheritdoc />
     public ValueTask<bool> TryGetAsync(string key, IBufferWriter<byte> destination, CancellationToken token = default)
     {
-        ArgumentNullException.ThrowIfNull(key);
-        ArgumentNullException.ThrowIfNull(destination);
+        if (key is null)
+        {
+            return ValueTask.FromException<bool>(new ArgumentNullException(nameof(key)));
+        }
+
         return _guard.RunAsync(CacheOperation.Get, (cache: this, key, destination),
             static (s, ct) => s.cache.Inner.TryGetAsync(s.key, s.destination, ct), s_foundOutcome, false, token, holdsCallerMemory: true);
     }
@@ -69,7 +76,12 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
     /// <inheritdoc />
     public void Set(string key, byte[] value, DistributedCacheEntryOptions options)
     {
-        ValidateSet(key, value, options);
+        CheckValue(value);
+        if (CheckSet(key, options) is { } invalid)
+        {
+            throw invalid;
+        }
+
         _guard.Run(CacheOperation.Set, (cache: this, key, value, options),
             static s => { s.cache.Inner.Set(s.key, s.value, s.options); return true; }, s_writeOutcome, false);
     }
@@ -79,7 +91,12 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
     /// <inheritdoc />
     public Task SetAsync(string key, byte[] value, DistributedCacheEntryOptions options, CancellationToken token = default)
     {
-        ValidateSet(key, value, options);
+        CheckValue(value);
+        if (CheckSet(key, options) is { } invalid)
+        {
+            return Task.FromException(invalid);
+        }
+
         return _guard.RunAsync(CacheOperation.Set, (cache: this, key, value, options),
             static (s, ct) => new ValueTask(s.cache.Inner.SetAsync(s.key, s.value, s.options, ct)), token).AsTask();
     }
@@ -87,7 +104,11 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
     /// <inheritdoc />
     public void Set(string key, ReadOnlySequence<byte> value, DistributedCacheEntryOptions options)
     {
-        ValidateSet(key, value, options);
+        if (CheckSet(key, options) is { } invalid)
+        {
+            throw invalid;
+        }
+
         _guard.Run(CacheOperation.Set, (cache: this, key, value, options),
             static s => { s.cache.Inner.Set(s.key, s.value, s.options); return true; }, s_writeOutcome, false);
     }
@@ -95,7 +116,11 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
     /// <inheritdoc />
     public ValueTask SetAsync(string key, ReadOnlySequence<byte> value, DistributedCacheEntryOptions options, CancellationToken token = default)
     {
-        ValidateSet(key, value, options);
+        if (CheckSet(key, options) is { } invalid)
+        {
+            return ValueTask.FromException(invalid);
+        }
+
         return _guard.RunAsync(CacheOperation.Set, (cache: this, key, value, options),
             static (s, ct) => s.cache.Inner.SetAsync(s.key, s.value, s.options, ct), token, holdsCallerMemory: true);
     }
@@ -112,7 +137,11 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
     /// <inheritdoc />
     public Task RefreshAsync(string key, CancellationToken token = default)
     {
-        ArgumentNullException.ThrowIfNull(key);
+        if (key is null)
+        {
+            return Task.FromException(new ArgumentNullException(nameof(key)));
+        }
+
         return _guard.RunAsync(CacheOperation.Refresh, (cache: this, key), static (s, ct) => new ValueTask(s.cache.Inner.RefreshAsync(s.key, ct)), token).AsTask();
     }
 
@@ -126,7 +155,11 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
     /// <inheritdoc />
     public Task RemoveAsync(string key, CancellationToken token = default)
     {
-        ArgumentNullException.ThrowIfNull(key);
+        if (key is null)
+        {
+            return Task.FromException(new ArgumentNullException(nameof(key)));
+        }
+
         return _guard.RunAsync(CacheOperation.Remove, (cache: this, key), static (s, ct) => new ValueTask(s.cache.Inner.RemoveAsync(s.key, ct)), token).AsTask();
     }
 
@@ -153,19 +186,33 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
     }
 
     // Argument errors are the caller's bugs: they surface even while Redis is skipped, exactly as the stock
-    // provider reports them.
-    private void ValidateSet<T>(string key, T value, DistributedCacheEntryOptions options)
+    // provider reports them — thrown by the synchronous methods, a faulted task from the asynchronous ones.
+    private static Exception? CheckSet(string key, DistributedCacheEntryOptions options)
     {
-        ArgumentNullException.ThrowIfNull(key);
-        if (value is null)
+        if (key is null)
         {
-            throw new ArgumentNullException(nameof(value));
+            return new ArgumentNullException(nameof(key));
         }
 
-        ArgumentNullException.ThrowIfNull(options);
-        if (options.AbsoluteExpiration is { } absolute && absolute <= _guard.TimeProvider.GetUtcNow())
+        if (options is null)
         {
-            throw new ArgumentOutOfRangeException(nameof(options), absolute, "The absolute expiration value must be in the future.");
+            return new ArgumentNullException(nameof(options));
         }
+
+        // Judged by the clock of the inner stock cache (the system clock), not the application's TimeProvider: the
+        // inner cache stores the expiration against that clock, and a test clock must not reject what it accepts.
+        if (options.AbsoluteExpiration is { } absolute && absolute <= DateTimeOffset.UtcNow)
+        {
+#pragma warning disable CA2208 // The stock provider names the property, not the parameter.
+            return new ArgumentOutOfRangeException(nameof(DistributedCacheEntryOptions.AbsoluteExpiration), absolute, "The absolute expiration value must be in the future.");
+#pragma warning restore CA2208
+        }
+
+        return null;
     }
+
+    // The stock provider wraps a byte[] value in a ReadOnlySequence before anything else, so a null value is
+    // reported first, synchronously even by SetAsync, under the name of that constructor's parameter.
+    private static void CheckValue(byte[] value) => ArgumentNullException.ThrowIfNull(value, "array");
+
 }

@@ -65,14 +65,31 @@ public static class ResilientStackExchangeRedisCacheServiceCollectionExtensions
     }
 
     /// <summary>
-    /// Makes ours the application's <see cref="IDistributedCache"/>, replacing any earlier one
-    /// (AddDistributedMemoryCache, AddStackExchangeRedisCache) as the stock extension does. Only the cache's own
-    /// registration does this: adding the health check or the output cache must not swap the application's cache.
+    /// Makes ours the application's <see cref="IDistributedCache"/> the way the stock extension does: its descriptor is
+    /// appended, so it wins over earlier ones (AddDistributedMemoryCache, AddStackExchangeRedisCache) while
+    /// <c>GetServices&lt;IDistributedCache&gt;()</c> still lists them. Only the cache's own registration does this:
+    /// adding the health check or the output cache must not swap the application's cache.
     /// </summary>
     private static IServiceCollection UseResilientDistributedCache(this IServiceCollection services)
     {
-        services.RemoveAll<IDistributedCache>();
+        services.GetRegistrations().DistributedCache = true;
         services.AddSingleton<IDistributedCache>(static sp => sp.GetRequiredService<ResilientDistributedCache>());
         return services;
+    }
+
+    /// <summary>What the application registered of ours, so that start-up can tell when a later registration won.</summary>
+    internal static ResilientRegistrations GetRegistrations(this IServiceCollection services)
+    {
+        foreach (var descriptor in services)
+        {
+            if (descriptor.ServiceType == typeof(ResilientRegistrations) && descriptor.ImplementationInstance is ResilientRegistrations registrations)
+            {
+                return registrations;
+            }
+        }
+
+        var created = new ResilientRegistrations();
+        services.AddSingleton(created);
+        return created;
     }
 }

@@ -10,23 +10,37 @@ namespace Resilient.Caching.Configuration;
 internal static class ResilientRedisCacheOptionsSetup
 {
     internal const string DelegateSource = "code (the AddResilientStackExchangeRedisCache delegate)";
+    internal const string ConfigurationKey = "Configuration";
+    private const string InstanceNameKey = "InstanceName";
+    private const string TcpKeepAliveKey = "TcpKeepAlive";
+
+    /// <summary>Every key the section may hold (top level).</summary>
+    private static readonly string[] s_knownKeys =
+        [ConfigurationKey, InstanceNameKey, .. Setting.All.Select(static s => s.Path.Split(':')[0]).Distinct()];
 
     /// <summary>Layer 1: the configuration section (appsettings.json, Section__Key environment variables, …).</summary>
     public sealed class FromSection(IConfiguration section) : IConfigureOptions<ResilientRedisCacheOptions>
     {
         public void Configure(ResilientRedisCacheOptions options)
         {
-            if (section["Configuration"] is { } configuration)
+            var prefix = section is IConfigurationSection named ? named.Path + ":" : string.Empty;
+            if (section[ConfigurationKey] is { } configuration)
             {
                 options.Configuration = configuration;
+                options.Sources[ConfigurationKey] = $"configuration key '{prefix}{ConfigurationKey}'";
             }
 
-            if (section["InstanceName"] is { } instanceName)
+            if (section[InstanceNameKey] is { } instanceName)
             {
                 options.InstanceName = instanceName;
             }
 
-            var prefix = section is IConfigurationSection named ? named.Path + ":" : string.Empty;
+            // A section of its own only: the application's whole configuration, passed by mistake, holds other keys.
+            if (section is IConfigurationSection)
+            {
+                ReportUnknownKeys(section, prefix, options);
+            }
+
             foreach (var setting in Setting.All)
             {
                 if (section[setting.Path] is { } text)
@@ -48,7 +62,19 @@ internal static class ResilientRedisCacheOptionsSetup
                 before[i] = Setting.All[i].Get(options);
             }
 
+            var configuration = options.Configuration;
+            var configurationOptions = options.ConfigurationOptions;
             setup(options);
+            if (!Equals(configuration, options.Configuration))
+            {
+                options.Sources[ConfigurationKey] = DelegateSource;
+            }
+
+            if (!ReferenceEquals(configurationOptions, options.ConfigurationOptions))
+            {
+                options.Sources[nameof(options.ConfigurationOptions)] = DelegateSource;
+            }
+
             for (var i = 0; i < before.Length; i++)
             {
                 if (!Equals(before[i], Setting.All[i].Get(options)))
@@ -72,6 +98,63 @@ internal static class ResilientRedisCacheOptionsSetup
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// A key of the section that no setting reads (a typo such as <c>OperationTimout</c>) would otherwise be ignored
+    /// in silence, leaving the default in force: it fails start-up, named, instead.
+    /// </summary>
+    private static void ReportUnknownKeys(IConfiguration section, string prefix, ResilientRedisCacheOptions options)
+    {
+        foreach (var child in section.GetChildren())
+        {
+            var known = s_knownKeys.FirstOrDefault(k => k.Equals(child.Key, StringComparison.OrdinalIgnoreCase));
+            if (known is null)
+            {
+                options.ParseErrors.Add($"'{prefix}{child.Key}' (configuration key) is not a setting of the Redis cache{Suggest(child.Key)}. "
+                    + $"The settings are: {string.Join(", ", s_knownKeys.Select(static k => k == TcpKeepAliveKey ? "TcpKeepAlive:Idle, TcpKeepAlive:Interval, TcpKeepAlive:Count" : k))}.");
+            }
+            else if (known == TcpKeepAliveKey)
+            {
+                foreach (var grandchild in child.GetChildren())
+                {
+                    if (!Setting.All.Any(s => s.Path.Equals($"{TcpKeepAliveKey}:{grandchild.Key}", StringComparison.OrdinalIgnoreCase)))
+                    {
+                        options.ParseErrors.Add($"'{prefix}{child.Key}:{grandchild.Key}' (configuration key) is not a setting of the Redis cache: "
+                            + "TcpKeepAlive has Idle, Interval and Count.");
+                    }
+                }
+            }
+        }
+    }
+
+    private static string Suggest(string key)
+    {
+        var closest = s_knownKeys.MinBy(k => Distance(k.ToUpperInvariant(), key.ToUpperInvariant()))!;
+        return Distance(closest.ToUpperInvariant(), key.ToUpperInvariant()) <= 3 ? $" (did you mean '{closest}'?)" : string.Empty;
+    }
+
+    private static int Distance(string a, string b)
+    {
+        var row = new int[b.Length + 1];
+        for (var j = 0; j <= b.Length; j++)
+        {
+            row[j] = j;
+        }
+
+        for (var i = 1; i <= a.Length; i++)
+        {
+            var diagonal = row[0];
+            row[0] = i;
+            for (var j = 1; j <= b.Length; j++)
+            {
+                var above = row[j];
+                row[j] = Math.Min(Math.Min(row[j] + 1, row[j - 1] + 1), diagonal + (a[i - 1] == b[j - 1] ? 0 : 1));
+                diagonal = above;
+            }
+        }
+
+        return row[b.Length];
     }
 
     private static void Apply(ResilientRedisCacheOptions options, Setting setting, string text, bool fromEnvironment, string source)

@@ -1,5 +1,7 @@
+using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Options;
+using Resilient.Caching.Diagnostics;
 using StackExchange.Redis;
 
 namespace Resilient.Caching.Configuration;
@@ -63,28 +65,71 @@ internal sealed class ResilientRedisCacheOptionsValidator : IValidateOptions<Res
 
     private static void CheckConnection(ResilientRedisCacheOptions options, List<string> failures)
     {
-        if (options.ConnectionMultiplexerFactory is not null || options.ConfigurationOptions is not null)
+        if (options.ConnectionMultiplexerFactory is not null)
         {
             return;
         }
 
+        if (options.ConfigurationOptions is { } supplied)
+        {
+            // As in the stock provider, ConfigurationOptions wins over the Configuration string.
+            CheckEndPoints(supplied, $"ConfigurationOptions (from {options.Sources.GetValueOrDefault(nameof(options.ConfigurationOptions), "code")})", failures);
+            return;
+        }
+
+        var source = options.Sources.GetValueOrDefault(ResilientRedisCacheOptionsSetup.ConfigurationKey)
+            ?? (string.IsNullOrEmpty(options.Configuration) ? "the default" : "code");
+        var subject = $"Configuration (from {source})";
         if (string.IsNullOrWhiteSpace(options.Configuration))
         {
-            failures.Add("Configuration is empty: set the Redis connection string (e.g. \"localhost:6379\"), ConfigurationOptions or ConnectionMultiplexerFactory.");
+            failures.Add($"{subject} is empty: set the Redis connection string (e.g. \"localhost:6379\" or \"redis://user:password@host:6379/0\"), ConfigurationOptions or ConnectionMultiplexerFactory.");
             return;
         }
 
+        ConfigurationOptions parsed;
         try
         {
-            if (ConfigurationOptions.Parse(options.Configuration).EndPoints.Count == 0)
-            {
-                failures.Add("Configuration names no Redis endpoint (host:port).");
-            }
+            parsed = RedisConnectionString.Parse(options.Configuration);
         }
         catch (Exception exception) when (exception is ArgumentException or FormatException or NotSupportedException or RedisException)
         {
             // The connection string itself is not repeated: it may hold a password.
-            failures.Add($"Configuration (the Redis connection string) could not be parsed: {exception.Message}");
+            failures.Add($"{subject} could not be parsed: {Redaction.Redact(exception.Message)}");
+            return;
+        }
+
+        CheckEndPoints(parsed, subject, failures);
+    }
+
+    /// <summary>
+    /// StackExchange.Redis takes any text without '=' for an endpoint (a URI it cannot read, a stray word): what cannot
+    /// be a host name or address would only fail on every connect, so it stops start-up instead.
+    /// </summary>
+    private static void CheckEndPoints(ConfigurationOptions configuration, string subject, List<string> failures)
+    {
+        if (configuration.EndPoints.Count == 0)
+        {
+            failures.Add($"{subject} names no Redis endpoint (host:port).");
+            return;
+        }
+
+        foreach (var endPoint in configuration.EndPoints)
+        {
+            if (endPoint is DnsEndPoint dns && !CanBeHostName(dns.Host))
+            {
+                // Shown only when it cannot be a credential.
+                var shown = dns.Host.Contains('@', StringComparison.Ordinal) || dns.Host.Contains("://", StringComparison.Ordinal) || Redaction.Redact(dns.Host) != dns.Host
+                    ? "an endpoint"
+                    : $"'{dns.Host}'";
+                failures.Add($"{subject} is not valid: {shown} is not a host name or IP address. Expected host:port[,option=value…] or a URI "
+                    + "redis://[user:password@]host[:port][/db] (rediss:// for TLS).");
+            }
         }
     }
+
+    // The characters of a host name (underscores too: container and service names have them), nothing about
+    // whether it resolves: a name that does not resolve yet is an outage to ride out, not a configuration error.
+    private static bool CanBeHostName(string host) =>
+        host.Length is > 0 and <= 253 && host[0] is not ('-' or '.')
+        && host.All(static c => char.IsAsciiLetterOrDigit(c) || c is '-' or '.' or '_' || (c > 127 && char.IsLetterOrDigit(c)));
 }

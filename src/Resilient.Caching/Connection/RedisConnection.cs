@@ -320,7 +320,7 @@ internal sealed class RedisConnection : IGuardedConnection, IDisposable
     /// </summary>
     internal static ConfigurationOptions BuildConfiguration(ResilientRedisCacheOptions options, ILogger logger)
     {
-        var configuration = options.ConfigurationOptions?.Clone() ?? ConfigurationOptions.Parse(options.Configuration ?? string.Empty);
+        var configuration = Configuration.RedisConnectionString.Build(options);
 
         // Start even when Redis is down, and keep reconnecting in the background.
         configuration.AbortOnConnectFail = false;

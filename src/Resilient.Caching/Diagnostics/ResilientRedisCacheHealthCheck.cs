@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text.RegularExpressions;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace Resilient.Caching.Diagnostics;
@@ -10,7 +9,7 @@ namespace Resilient.Caching.Diagnostics;
 /// so a check inside the window costs nothing, a failing PING opens the window for every consumer, and a check
 /// after the window has elapsed may be the probe that closes it (recovery is noticed without user traffic).
 /// </summary>
-internal sealed partial class ResilientRedisCacheHealthCheck(ResilientRedisCacheServices services) : IHealthCheck
+internal sealed class ResilientRedisCacheHealthCheck(ResilientRedisCacheServices services) : IHealthCheck
 {
     internal const string RetryAfterKey = "retry_after_seconds";
     internal const string OutageKey = "outage_seconds";
@@ -62,32 +61,14 @@ internal sealed partial class ResilientRedisCacheHealthCheck(ResilientRedisCache
         };
         if (lastError is not null)
         {
-            data[LastErrorKey] = Describe(lastError);
+            data[LastErrorKey] = Redaction.Describe(lastError);
         }
 
         var description = availability.IsAvailable
-            ? $"The PING to Redis failed: {(lastError is null ? "no reply" : Describe(lastError))}"
+            ? $"The PING to Redis failed: {(lastError is null ? "no reply" : Redaction.Describe(lastError))}"
             : string.Create(CultureInfo.InvariantCulture,
                 $"Redis is unavailable; the cache skips it and tries again in {availability.RetryAfter.TotalSeconds:0.#} s.");
         return HealthCheckResult.Degraded(description, data: data);
-    }
-
-    /// <summary>"Type: first line of the message", with anything that looks like a password masked.</summary>
-    internal static string Describe(Exception exception)
-    {
-        var message = exception.Message;
-        var newline = message.IndexOfAny(['\r', '\n']);
-        if (newline >= 0)
-        {
-            message = message[..newline];
-        }
-
-        if (message.Length > 240)
-        {
-            message = message[..240] + "…";
-        }
-
-        return $"{exception.GetType().Name}: {PasswordPattern().Replace(message, "$1=***")}";
     }
 
     private static async ValueTask<bool> PingAsync(ResilientRedisCacheServices s)
@@ -109,7 +90,4 @@ internal sealed partial class ResilientRedisCacheHealthCheck(ResilientRedisCache
 
         return true;
     }
-
-    [GeneratedRegex(@"\b(password|pwd|pass)\s*=\s*[^,;\s]*", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
-    private static partial Regex PasswordPattern();
 }

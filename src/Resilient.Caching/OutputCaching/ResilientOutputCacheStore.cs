@@ -136,7 +136,7 @@ internal sealed class ResilientOutputCacheStore : IOutputCacheStore, IOutputCach
     private static Generation CreateStock(ResilientRedisCacheServices services, RedisOutputCacheOptions template, int generation)
     {
         var collection = new ServiceCollection();
-        collection.AddSingleton(services.LoggerFactory);
+        collection.AddSingleton<ILoggerFactory>(new Diagnostics.RedactingLoggerFactory(services.LoggerFactory));
         collection.AddSingleton(typeof(ILogger<>), typeof(Logger<>));
         collection.AddStackExchangeRedisOutputCache(options =>
         {

@@ -1,6 +1,5 @@
 using Microsoft.AspNetCore.OutputCaching;
 using Microsoft.AspNetCore.OutputCaching.StackExchangeRedis;
-using Microsoft.Extensions.DependencyInjection.Extensions;
 using Resilient.Caching;
 using Resilient.Caching.OutputCaching;
 
@@ -17,9 +16,9 @@ public static class ResilientStackExchangeRedisOutputCacheServiceCollectionExten
     /// </summary>
     /// <remarks>
     /// The connection and every resilience setting come from <c>AddResilientStackExchangeRedisCache(...)</c>,
-    /// which must be called too; without it start-up fails with "Configuration is empty". Replaces any
-    /// <see cref="IOutputCacheStore"/> registered before (e.g. by <c>AddOutputCache</c>); call <c>AddOutputCache</c>
-    /// as usual for the middleware and policies.
+    /// which must be called too; without it start-up fails with "Configuration is empty". Wins over any
+    /// <see cref="IOutputCacheStore"/> registered before (e.g. by <c>AddOutputCache</c>), as the stock extension does;
+    /// call <c>AddOutputCache</c> as usual for the middleware and policies.
     /// </remarks>
     /// <param name="services">The service collection.</param>
     /// <param name="setupAction">
@@ -33,7 +32,9 @@ public static class ResilientStackExchangeRedisOutputCacheServiceCollectionExten
         ArgumentNullException.ThrowIfNull(services);
 
         services.AddResilientRedisCacheCore();
-        services.RemoveAll<IOutputCacheStore>();
+        services.GetRegistrations().OutputCacheStore = true;
+
+        // Appended, as the stock extension does: it wins over earlier stores while GetServices still lists them.
         services.AddSingleton<IOutputCacheStore>(sp => ResilientOutputCacheStore.Create(sp.GetRequiredService<ResilientRedisCacheServices>(), setupAction));
         return services;
     }

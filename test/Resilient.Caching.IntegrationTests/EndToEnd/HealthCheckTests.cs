@@ -92,7 +92,7 @@ public sealed class HealthCheckTests
     [Fact]
     public void Describe_masks_passwords_in_error_messages()
     {
-        var described = ResilientRedisCacheHealthCheck.Describe(
+        var described = Redaction.Describe(
             new InvalidOperationException("connect failed: 127.0.0.1:6379,password=hunter2,ssl=false; Pwd = x1\nsecond line password=y"));
 
         Assert.Equal("InvalidOperationException: connect failed: 127.0.0.1:6379,password=***,ssl=false; Pwd=***", described);
