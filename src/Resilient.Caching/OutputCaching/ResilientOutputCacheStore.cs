@@ -31,7 +31,7 @@ internal sealed class ResilientOutputCacheStore : IOutputCacheStore, IOutputCach
 
         // The stock store's Dispose stops its garbage-collection loop and closes only the multiplexer of its own
         // generation, which the reset already dropped (see ConnectForGeneration).
-        _inner = new Generational<Generation>(connection, createInner, static retired => retired.Dispose());
+        _inner = new Generational<Generation>(connection, createInner, static retired => retired.DisposeInBackground());
     }
 
     private Generation Inner => _inner.Current;
@@ -125,7 +125,7 @@ internal sealed class ResilientOutputCacheStore : IOutputCacheStore, IOutputCach
         if (!_disposed)
         {
             _disposed = true;
-            _inner.Latest.Dispose();
+            _inner.Latest.DisposeInBackground();
         }
     }
 
@@ -193,5 +193,12 @@ internal sealed class ResilientOutputCacheStore : IOutputCacheStore, IOutputCach
         public IOutputCacheBufferStore BufferStore { get; }
 
         public void Dispose() => _owner?.Dispose();
+
+        /// <summary>
+        /// Disposes off the caller's path: the stock store closes the multiplexer it holds letting queued commands
+        /// complete first, which against a frozen Redis waits out the operation timeout. The multiplexer is ours, and
+        /// our connection closes it without waiting; shutdown and a reset must not wait for Redis.
+        /// </summary>
+        public void DisposeInBackground() => _ = Task.Run(Dispose);
     }
 }
