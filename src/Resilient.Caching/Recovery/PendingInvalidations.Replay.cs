@@ -28,9 +28,10 @@ internal sealed partial class PendingInvalidations
     /// </param>
     /// <param name="cancellationToken">Stops between batches.</param>
     /// <returns>What was applied, and how long it took.</returns>
-    /// <exception cref="RedisException">
-    /// Redis failed part-way: what was applied is removed, the rest stays recorded for the next probe. Thrown as
-    /// StackExchange.Redis reported it, for the caller's error classification.
+    /// <exception cref="RedisConnectionException">
+    /// Redis failed part-way (this, <see cref="RedisTimeoutException"/> or another error exactly as StackExchange.Redis
+    /// or <paramref name="evictTag"/> reported it, for the caller's error classification): what was applied is
+    /// removed, the rest stays recorded for the next probe.
     /// </exception>
     public async Task<ReplayResult> ReplayAsync(IDatabase database, Func<string, CancellationToken, ValueTask>? evictTag, CancellationToken cancellationToken = default)
     {
