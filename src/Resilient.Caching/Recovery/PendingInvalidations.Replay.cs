@@ -140,23 +140,15 @@ internal sealed partial class PendingInvalidations
             return 0;
         }
 
-        var pipeline = new UnlinkPipeline(database, batch => AppliedAll(records, batch.Seen!));
+        var pipeline = new UnlinkPipeline(database, batch => AppliedAll(records, batch.Seen));
         try
         {
-            for (var start = 0; start < seen.Count; start += BatchSize)
+            foreach (var record in seen)
             {
-                cancellationToken.ThrowIfCancellationRequested();
-                var slice = seen.GetRange(start, Math.Min(BatchSize, seen.Count - start));
-                var keys = new object[slice.Count];
-                for (var i = 0; i < keys.Length; i++)
-                {
-                    keys[i] = prefix.Append(slice[i].Key);
-                }
-
-                await pipeline.SendAsync(new UnlinkBatch(keys, slice)).ConfigureAwait(false);
+                await pipeline.AddAsync(prefix.Append(record.Key), record, cancellationToken).ConfigureAwait(false);
             }
 
-            await pipeline.CompleteAsync().ConfigureAwait(false);
+            await pipeline.CompleteAsync(cancellationToken).ConfigureAwait(false);
         }
         catch
         {
@@ -181,25 +173,14 @@ internal sealed partial class PendingInvalidations
 
                 foreach (var pattern in PurgePatterns())
                 {
-                    var batch = new List<object>(BatchSize);
                     await foreach (var key in server.KeysAsync(database.Database, pattern, pageSize: BatchSize).WithCancellation(cancellationToken).ConfigureAwait(false))
                     {
-                        batch.Add(key);
-                        if (batch.Count == BatchSize)
-                        {
-                            await pipeline.SendAsync(new UnlinkBatch([.. batch], Seen: null)).ConfigureAwait(false);
-                            batch.Clear();
-                        }
-                    }
-
-                    if (batch.Count != 0)
-                    {
-                        await pipeline.SendAsync(new UnlinkBatch([.. batch], Seen: null)).ConfigureAwait(false);
+                        await pipeline.AddAsync(key, default, cancellationToken).ConfigureAwait(false);
                     }
                 }
             }
 
-            await pipeline.CompleteAsync().ConfigureAwait(false);
+            await pipeline.CompleteAsync(cancellationToken).ConfigureAwait(false);
         }
         catch
         {
@@ -210,32 +191,62 @@ internal sealed partial class PendingInvalidations
         return pipeline.Deleted;
     }
 
-    private sealed record UnlinkBatch(object[] Keys, List<KeyValuePair<string, long>>? Seen);
+    /// <summary>Keys of one hash slot, sent in one command, and the records they apply.</summary>
+    private sealed class UnlinkBatch
+    {
+        public List<object> Keys { get; } = new(BatchSize);
+
+        public List<KeyValuePair<string, long>> Seen { get; } = [];
+    }
 
     /// <summary>
-    /// Sends <c>UNLINK</c> batches with a few replies outstanding, and hands each acknowledged batch to
-    /// <c>applied</c> in order. Not thread-safe: one replay drives it.
+    /// Gathers keys into <c>UNLINK</c> batches per hash slot (a multi-key command must stay within one slot on a
+    /// cluster; on a single server every key has the same), sends them with a few batches' worth of keys
+    /// outstanding, and hands each acknowledged batch to <c>applied</c>. Not thread-safe: one replay drives it.
     /// </summary>
     private sealed class UnlinkPipeline(IDatabase database, Action<UnlinkBatch>? applied)
     {
+        private const int MaxKeysInFlight = BatchSize * BatchesInFlight;
+
+        private readonly Dictionary<int, UnlinkBatch> _filling = [];
         private readonly Queue<(Task<RedisResult> Reply, UnlinkBatch Batch)> _inFlight = new();
         private string _command = "UNLINK";
+        private int _keysInFlight;
 
         /// <summary>Gets how many keys acknowledged batches held.</summary>
         public long Deleted { get; private set; }
 
-        public async ValueTask SendAsync(UnlinkBatch batch)
+        public ValueTask AddAsync(RedisKey key, KeyValuePair<string, long> seen, CancellationToken cancellationToken)
         {
-            if (_inFlight.Count >= BatchesInFlight)
+            var slot = database.Multiplexer.HashSlot(key);
+            if (!_filling.TryGetValue(slot, out var batch))
             {
-                await ReceiveOldestAsync().ConfigureAwait(false);
+                _filling[slot] = batch = new UnlinkBatch();
             }
 
-            _inFlight.Enqueue((database.ExecuteAsync(_command, batch.Keys), batch));
+            batch.Keys.Add(key);
+            if (applied is not null)
+            {
+                batch.Seen.Add(seen);
+            }
+
+            if (batch.Keys.Count < BatchSize)
+            {
+                return ValueTask.CompletedTask;
+            }
+
+            _filling.Remove(slot);
+            return SendAsync(batch, cancellationToken);
         }
 
-        public async ValueTask CompleteAsync()
+        public async ValueTask CompleteAsync(CancellationToken cancellationToken)
         {
+            foreach (var batch in _filling.Values)
+            {
+                await SendAsync(batch, cancellationToken).ConfigureAwait(false);
+            }
+
+            _filling.Clear();
             while (_inFlight.Count != 0)
             {
                 await ReceiveOldestAsync().ConfigureAwait(false);
@@ -258,9 +269,22 @@ internal sealed partial class PendingInvalidations
             }
         }
 
+        private async ValueTask SendAsync(UnlinkBatch batch, CancellationToken cancellationToken)
+        {
+            while (_inFlight.Count != 0 && _keysInFlight + batch.Keys.Count > MaxKeysInFlight)
+            {
+                await ReceiveOldestAsync().ConfigureAwait(false);
+            }
+
+            cancellationToken.ThrowIfCancellationRequested();
+            _keysInFlight += batch.Keys.Count;
+            _inFlight.Enqueue((database.ExecuteAsync(_command, [.. batch.Keys]), batch));
+        }
+
         private async ValueTask ReceiveOldestAsync()
         {
             var (reply, batch) = _inFlight.Dequeue();
+            _keysInFlight -= batch.Keys.Count;
             try
             {
                 await reply.ConfigureAwait(false);
@@ -270,10 +294,10 @@ internal sealed partial class PendingInvalidations
             {
                 // Redis before 4.0: DEL does the same, only synchronously on the server.
                 _command = "DEL";
-                await database.ExecuteAsync(_command, batch.Keys).ConfigureAwait(false);
+                await database.ExecuteAsync(_command, [.. batch.Keys]).ConfigureAwait(false);
             }
 
-            Deleted += batch.Keys.Length;
+            Deleted += batch.Keys.Count;
             applied?.Invoke(batch);
         }
     }

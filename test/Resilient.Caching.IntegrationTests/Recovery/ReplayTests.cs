@@ -58,6 +58,9 @@ public sealed class ReplayTests : IAsyncLifetime
         var pending = new PendingInvalidations(100_000, InstanceName, purgeOnOverflow: false, TimeSpan.FromMinutes(5), TimeProvider.System);
         recorded.ForEach(k => Assert.Equal(RecordOutcome.Recorded, pending.Record(InvalidationKind.CacheKey, k)));
 
+        // A single server puts every key in the same slot: batches stay full.
+        Assert.Single(recorded.Take(5_000).Select(k => _connection.HashSlot(InstanceName + k)).Distinct());
+
         var result = await pending.ReplayAsync(Database, evictTag: null, Ct);
 
         TestContext.Current.TestOutputHelper?.WriteLine(

@@ -20,7 +20,11 @@ internal sealed class FakeRedisDatabase
             .Returns((string command, object[] args) => OnCommand(command, args));
         _database.SetupGet(d => d.Database).Returns(0);
         _database.SetupGet(d => d.Multiplexer).Returns(_multiplexer.Object);
+        _multiplexer.Setup(m => m.HashSlot(It.IsAny<RedisKey>())).Returns((RedisKey key) => Slot(key.ToString()));
     }
+
+    /// <summary>The hash slot of a key; by default one slot for all, as on a single server.</summary>
+    public Func<string, int> Slot { get; set; } = _ => -1;
 
     public IDatabase Database => _database.Object;
 

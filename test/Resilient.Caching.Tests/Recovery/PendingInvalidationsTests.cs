@@ -390,6 +390,24 @@ public sealed class PendingInvalidationsTests
     }
 
     [Fact]
+    public async Task OnACluster_EachCommandStaysWithinOneHashSlot()
+    {
+        var pending = Create(instanceName: "app:");
+        var keys = Enumerable.Range(0, 3000).Select(i => i.ToString(CultureInfo.InvariantCulture)).ToList();
+        keys.ForEach(k => pending.Record(InvalidationKind.CacheKey, k));
+        var redis = new FakeRedisDatabase { Slot = key => key.Length + (key[^1] % 3) };
+
+        var result = await pending.ReplayAsync(redis.Database, evictTag: null, Ct);
+
+        var commands = redis.Commands.ToList();
+        Assert.All(commands, c => Assert.Single(c.Keys.Select(redis.Slot).Distinct()));
+        Assert.All(commands, c => Assert.InRange(c.Keys.Length, 1, PendingInvalidations.BatchSize));
+        Assert.Equal(keys.Select(k => "app:" + k).Order(), commands.SelectMany(c => c.Keys).Order());
+        Assert.Equal(3000, result.KeysDeleted);
+        Assert.Equal(0, pending.Count);
+    }
+
+    [Fact]
     public async Task Overflow_WithThePurge_ScansAndUnlinksThePrefixes_InsteadOfTheRecords()
     {
         var pending = Create(capacity: 2, instanceName: "app:", purge: true);
