@@ -9,12 +9,18 @@ namespace Resilient.Caching.Recovery;
 /// </summary>
 /// <remarks>
 /// <para>
-/// Semantics: <see cref="Mark"/> on a skipped or failed read; <see cref="Clear"/> on a real read (hit or miss) and
-/// on a write that reached Redis; <see cref="IsMarked"/> before a write. A write of a marked key is not applied: it is
-/// turned into an invalidation — recorded in <see cref="PendingInvalidations"/> inside the window (deleted at
-/// recovery), a delete once Redis is back. Whatever the timing, the key ends absent, never holding a value computed
-/// from a made-up miss, never keeping one the application meant to replace. The marker stays until a real read or a
-/// real write: every write in between was computed without the real value too.
+/// Semantics: <see cref="Mark"/> on a skipped or failed read; <see cref="IsMarked"/> before a <c>Set</c>;
+/// <see cref="Clear"/> on a real read (hit or miss) and on a <c>Set</c> or <c>Remove</c> that reached Redis. A
+/// <c>Set</c> of a marked key is not applied: it is turned into an invalidation — recorded in
+/// <see cref="PendingInvalidations"/> inside the window (deleted at recovery), a <c>Remove</c> once Redis is back.
+/// Whatever the timing, the key ends absent: never holding a value computed from a made-up miss, never keeping one
+/// the application meant to replace. Once that delete has reached Redis the marker is cleared, since a miss is then
+/// the truth; until then every write of the key was computed without the real value too.
+/// </para>
+/// <para>
+/// A session read that failed and then written (a user who signed in during the outage) therefore loses the stored
+/// session rather than replacing it with a new one built from nothing: the user starts a fresh session. Output
+/// caching needs no markers: a page rendered after a made-up miss is a real rendering.
 /// </para>
 /// <para>
 /// A marker only matters to the write that follows its read, within a request: it lapses after the lifetime given

@@ -21,6 +21,7 @@ internal sealed partial class PendingInvalidations
     /// that records made meanwhile are applied too. After an overflow with the purge configured, every key under the
     /// prefixes is deleted instead (<c>SCAN</c> + <c>UNLINK</c> on every primary).
     /// </summary>
+    /// <remarks>One replay at a time (the probe's); callers may record throughout.</remarks>
     /// <param name="database">The database the caches use, on the connection the probe just proved.</param>
     /// <param name="evictTag">
     /// Evicts one tag through the inner output-cache store; <see langword="null"/> when there is none (tag records
