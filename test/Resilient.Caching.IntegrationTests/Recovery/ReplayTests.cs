@@ -102,6 +102,28 @@ public sealed class ReplayTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task OnAServerWithoutUnlink_TheReplayDeletesWithDel()
+    {
+        // Redis before 4.0 has no UNLINK; a renamed-away command answers the same "unknown command".
+        await using var old = await RedisServer.StartNewAsync(new RedisServerOptions { ExtraArgs = ["--rename-command", "UNLINK", ""] }, Ct);
+        Assert.StartsWith("-ERR unknown command", await old.ExecuteAsync("UNLINK", "x"), StringComparison.Ordinal);
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(old.ConnectionString);
+        using var stock = new RedisCache(Options.Create(new RedisCacheOptions { Configuration = old.ConnectionString, InstanceName = InstanceName }));
+        var recorded = Keys("k", 3_000);
+        await WriteAsync(stock, recorded.Append("kept"));
+        var pending = new PendingInvalidations(10_000, InstanceName, purgeOnOverflow: false, TimeSpan.FromMinutes(5), TimeProvider.System);
+        recorded.ForEach(k => pending.Record(InvalidationKind.CacheKey, k));
+
+        var result = await pending.ReplayAsync(connection.GetDatabase(), evictTag: null, Ct);
+
+        Assert.Equal(3_000, result.KeysDeleted);
+        Assert.Equal(0, pending.Count);
+        Assert.Equal(1L, (long)await connection.GetDatabase().ExecuteAsync("DBSIZE"));
+        Assert.NotNull(await stock.GetAsync("kept", Ct));
+        Assert.InRange((await old.GetCommandCallsAsync()).GetValueOrDefault("del"), 3, 3 + PendingInvalidations.BatchesInFlight);
+    }
+
+    [Fact]
     public async Task AReplayInterruptedByAFrozenServer_Throws_AndKeepsEveryRecordItHadNotApplied()
     {
         const int count = 100_000;

@@ -87,6 +87,19 @@ public sealed class PendingInvalidationsTests
     }
 
     [Fact]
+    public async Task WithNothingRecorded_TheReplaySendsNothing()
+    {
+        var pending = Create();
+        var redis = new FakeRedisDatabase();
+
+        var result = await pending.ReplayAsync(redis.Database, (_, _) => throw new InvalidOperationException("no tag was recorded"), Ct);
+
+        Assert.Empty(redis.Commands);
+        Assert.Equal(0, result.KeysDeleted);
+        Assert.Equal(TimeSpan.Zero, result.Duration);
+    }
+
+    [Fact]
     public async Task Replay_UnlinksEveryKeyUnderItsPrefix_InPipelinedBatches_AndEvictsTags()
     {
         var pending = Create(instanceName: "app:");
