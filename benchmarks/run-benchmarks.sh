@@ -11,7 +11,7 @@
 #
 # Other arguments go to BenchmarkDotNet (--filter, --list flat, --job, …). Benchmark classes:
 # HealthyPathBenchmarks, DecoratorOverheadBenchmarks, ShortCircuitBenchmarks, RedisDownStockBenchmarks,
-# ContentionBenchmarks. They start their own redis-server (apt-get install redis-server) on free loopback ports.
+# ContentionBenchmarks, RecordingBenchmarks, ReplayBenchmarks. They start their own redis-server (apt-get install redis-server) on free loopback ports.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"

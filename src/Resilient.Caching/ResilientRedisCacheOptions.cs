@@ -20,6 +20,9 @@ public class ResilientRedisCacheOptions : RedisCacheOptions
     /// <summary>The default of <see cref="UnavailableWindow"/>.</summary>
     internal static readonly TimeSpan DefaultUnavailableWindow = TimeSpan.FromSeconds(30);
 
+    /// <summary>The default of <see cref="MaxPendingInvalidations"/>.</summary>
+    internal const int DefaultMaxPendingInvalidations = 100_000;
+
     /// <summary>
     /// Gets or sets whether every Redis socket gets SO_KEEPALIVE with the <see cref="TcpKeepAlive"/> timings
     /// (and, on Linux, TCP_USER_TIMEOUT), so that idle pooled connections are neither dropped by stateful
@@ -64,6 +67,27 @@ public class ResilientRedisCacheOptions : RedisCacheOptions
     /// </summary>
     /// <value>The default value is <see langword="true"/>. Environment variable: <c>REDIS_CACHE_LOG_IGNORED_EXCEPTIONS</c>.</value>
     public bool LogIgnoredExceptions { get; set; } = true;
+
+    /// <summary>
+    /// Gets or sets how many writes that may not have reached Redis during an outage (skipped, failed or timed out
+    /// <c>Set</c>, <c>Remove</c>, output-cache stores and tag evictions) are remembered, to be deleted or evicted when
+    /// Redis is back, before anyone else uses it. The same bound applies to the keys whose last read was a miss made up
+    /// during the outage. About 100 bytes per record besides the key itself; records are lost if the process restarts.
+    /// Past the bound the guarantee no longer holds (logged at Error once per outage) unless
+    /// <see cref="PurgeInstanceOnOverflow"/> is on.
+    /// </summary>
+    /// <value>The default value is 100,000. Environment variable: <c>REDIS_CACHE_MAX_PENDING_INVALIDATIONS</c>.</value>
+    public int MaxPendingInvalidations { get; set; } = DefaultMaxPendingInvalidations;
+
+    /// <summary>
+    /// Gets or sets whether, after an outage that overflowed <see cref="MaxPendingInvalidations"/>, recovery deletes
+    /// every key under <see cref="RedisCacheOptions.InstanceName"/> (<c>SCAN</c> + <c>UNLINK</c>, and the output-cache
+    /// store's keys under its own prefix) instead of the recorded ones: the cache starts empty, but holds nothing
+    /// older than a write the application made during the outage. Requires a non-empty <c>InstanceName</c> that no
+    /// other application's keys start with.
+    /// </summary>
+    /// <value>The default value is <see langword="false"/>. Environment variable: <c>REDIS_CACHE_PURGE_INSTANCE_ON_OVERFLOW</c>.</value>
+    public bool PurgeInstanceOnOverflow { get; set; }
 
     /// <summary>Where each setting got its value (setting path → source), for error messages.</summary>
     internal Dictionary<string, string> Sources { get; } = new(StringComparer.Ordinal);

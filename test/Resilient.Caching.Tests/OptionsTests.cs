@@ -323,7 +323,7 @@ public sealed class OptionsTests
         return BitConverter.ToInt32(value);
     }
 
-    private static ResilientRedisCacheOptions Resolve(
+    internal static ResilientRedisCacheOptions Resolve(
         Dictionary<string, string?> configuration, Dictionary<string, string> env, Action<ResilientRedisCacheOptions>? setup = null)
     {
         var services = new ServiceCollection();

@@ -31,6 +31,12 @@ internal sealed class ResilientRedisCacheOptionsValidator : IValidateOptions<Res
             CheckOperatingSystemAccepts(options, failures);
         }
 
+        if (options.PurgeInstanceOnOverflow && string.IsNullOrEmpty(options.InstanceName))
+        {
+            // Without a prefix the purge would delete every key of the database, other applications' included.
+            failures.Add("PurgeInstanceOnOverflow = 'true' needs an InstanceName (the key prefix whose keys it deletes).");
+        }
+
         CheckConnection(options, failures);
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }

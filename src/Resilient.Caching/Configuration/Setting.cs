@@ -18,6 +18,9 @@ internal sealed class Setting
         Set = set;
     }
 
+    /// <summary>The most records <see cref="ResilientRedisCacheOptions.MaxPendingInvalidations"/> allows (about 1 GB of bookkeeping with both sets full).</summary>
+    internal const int MaxRecords = 10_000_000;
+
     public static IReadOnlyList<Setting> All { get; } =
     [
         new("SocketKeepAlive", "REDIS_CACHE_SOCKET_KEEPALIVE", SettingKind.Boolean, o => o.SocketKeepAlive, (o, v) => o.SocketKeepAlive = (bool)v),
@@ -29,6 +32,8 @@ internal sealed class Setting
         new("UnavailableWindow", "REDIS_CACHE_UNAVAILABLE_WINDOW", SettingKind.Window, o => o.UnavailableWindow, (o, v) => o.UnavailableWindow = (TimeSpan)v),
         new("IgnoreExceptions", "REDIS_CACHE_IGNORE_EXCEPTIONS", SettingKind.Boolean, o => o.IgnoreExceptions, (o, v) => o.IgnoreExceptions = (bool)v),
         new("LogIgnoredExceptions", "REDIS_CACHE_LOG_IGNORED_EXCEPTIONS", SettingKind.Boolean, o => o.LogIgnoredExceptions, (o, v) => o.LogIgnoredExceptions = (bool)v),
+        new("MaxPendingInvalidations", "REDIS_CACHE_MAX_PENDING_INVALIDATIONS", SettingKind.RecordCount, o => o.MaxPendingInvalidations, (o, v) => o.MaxPendingInvalidations = (int)v),
+        new("PurgeInstanceOnOverflow", "REDIS_CACHE_PURGE_INSTANCE_ON_OVERFLOW", SettingKind.Boolean, o => o.PurgeInstanceOnOverflow, (o, v) => o.PurgeInstanceOnOverflow = (bool)v),
     ];
 
     /// <summary>Gets the path under the configuration section, e.g. <c>TcpKeepAlive:Idle</c>.</summary>
@@ -60,8 +65,8 @@ internal sealed class Setting
                 }
 
                 break;
-            case SettingKind.KeepAliveCount:
-                expected = "a whole number of probes";
+            case SettingKind.KeepAliveCount or SettingKind.RecordCount:
+                expected = Kind == SettingKind.RecordCount ? "a whole number of records" : "a whole number of probes";
                 if (int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var count))
                 {
                     value = count;
@@ -104,6 +109,8 @@ internal sealed class Setting
             => "must be greater than zero and at most 24 days",
         SettingKind.Window when value is TimeSpan span && (span < TimeSpan.Zero || span > TimeSpan.FromDays(1))
             => "must be from zero to one day",
+        SettingKind.RecordCount when value is int count && count is < 1 or > MaxRecords
+            => "must be from 1 to 10000000 records",
         _ => null,
     };
 
@@ -138,4 +145,5 @@ internal enum SettingKind
     KeepAliveCount,
     Timeout,
     Window,
+    RecordCount,
 }
