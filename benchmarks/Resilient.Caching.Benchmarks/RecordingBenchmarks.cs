@@ -37,7 +37,7 @@ public class RecordingBenchmarks
         _nothingMarked = Create(NewKeys);
         _ours = CacheProviders.CreateResilient(ClosedPort.Configuration, o => o.UnavailableWindow = TimeSpan.FromDays(1));
         _cache = _ours.Cache;
-        ClosedPort.OpenWindow(_ours.Availability);
+        ClosedPort.OpenWindow(_ours);
     }
 
     [GlobalCleanup]
