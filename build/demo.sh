@@ -2,9 +2,12 @@
 # Runs the demo app (src/Resilient.Caching.Demo) on http://127.0.0.1:${PORT:-5080}.
 #
 # Redis: the one configured (environment variable Redis__Configuration, or "Configuration" in the "Redis" section
-# of src/Resilient.Caching.Demo/appsettings.json); when none is, a throw-away local redis-server on a free loopback
-# port, installed with apt-get when missing and running as root, and stopped when the demo stops. Without any
-# Redis the demo still runs, and its state page says that Redis is unavailable.
+# of src/Resilient.Caching.Demo/appsettings.json); when none is, Microsoft's Garnet (a real RESP server) embedded in
+# the demo's own process on a free loopback port: nothing but the .NET SDK is needed. The state page says which
+# server the demo talks to.
+#   build/demo.sh --redis-server   instead starts a throw-away local redis-server (installed with apt-get when
+#                                  missing and running as root), a process of its own you can stop or kill to
+#                                  watch an outage.
 # Tuning: the Redis__* configuration keys and the TCP_KEEPALIVE_* / REDIS_CACHE_* environment variables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -88,10 +91,15 @@ if [ -n "${Redis__Configuration:-}" ]; then
   echo "Using the Redis of Redis__Configuration."
 elif [ -n "$(configured_in_appsettings)" ]; then
   echo "Using the Redis configured in $project/appsettings.json."
-elif ! start_local_redis; then
-  # Nothing listens there: the demo shows what an application sees when Redis is unreachable.
-  export Redis__Configuration="127.0.0.1:$(free_port)"
-  echo "No Redis available: the demo runs without one (Redis__Configuration=$Redis__Configuration, where nothing listens)."
+elif [ "${1:-}" = "--redis-server" ]; then
+  if ! start_local_redis; then
+    # Nothing listens there: the demo shows what an application sees when Redis is unreachable.
+    export Redis__Configuration="127.0.0.1:$(free_port)"
+    echo "No redis-server available: the demo runs without one (Redis__Configuration=$Redis__Configuration, where nothing listens)."
+  fi
+else
+  echo "No Redis configured: the demo embeds Garnet, Microsoft's RESP server, in its own process."
+  echo "  (build/demo.sh --redis-server runs it against a local redis-server process you can stop to watch an outage.)"
 fi
 
 echo "Demo: http://127.0.0.1:$port/ (Ctrl+C to stop)"

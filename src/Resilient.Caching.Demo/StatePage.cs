@@ -21,7 +21,8 @@ internal sealed partial record DemoState(
     DateTimeOffset? LastErrorAt,
     double WindowSeconds,
     double OperationTimeoutSeconds,
-    double ConnectTimeoutSeconds)
+    double ConnectTimeoutSeconds,
+    string Server)
 {
     /// <summary>
     /// Runs the health check first: its PING (through the window) is what tells an idle demo that Redis is gone, so
@@ -47,7 +48,8 @@ internal sealed partial record DemoState(
             availability.LastErrorAt,
             availability.Window.TotalSeconds,
             options.OperationTimeout.TotalSeconds,
-            options.ConnectTimeout.TotalSeconds);
+            options.ConnectTimeout.TotalSeconds,
+            services.GetService<DemoServer>()?.Description ?? "the Redis configured in Redis:Configuration");
     }
 
     private static string DescribeRedis(ResilientRedisCacheOptions options)
@@ -120,6 +122,7 @@ internal static class StatePage
             {banner}
             <table>
               <tr><th>Redis</th><td>{Encode(state.Redis)}</td></tr>
+              <tr><th>Server</th><td id="server">{Encode(state.Server)}</td></tr>
               <tr><th>Health check</th><td id="health">{state.Health}</td></tr>
               <tr><th>Outages since start</th><td id="outages">{state.Outages}</td></tr>
               <tr><th>Current outage</th><td>{(state.Available ? "none" : Seconds(state.OutageSeconds))}</td></tr>
