@@ -6,7 +6,7 @@ namespace Resilient.Caching;
 /// elapses, then one probe checks it. Resolve it from dependency injection to show or report the cache's state.
 /// </summary>
 /// <remarks>A read-only view: the state is changed only by the cache's own window controller.</remarks>
-public sealed class CacheAvailability
+public sealed partial class CacheAvailability
 {
     private readonly WindowController _controller;
     private ShownError? _lastErrorShown;

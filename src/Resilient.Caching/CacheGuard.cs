@@ -436,6 +436,7 @@ internal sealed class CacheGuard
             {
                 _metrics.Transition(WindowController.Transition.Closed);
                 Log.WindowClosed(_logger, closed.Outage.TotalSeconds, closed.Skipped);
+                Availability.RaiseClosed(_logger, closed.Outage, closed.Skipped);
             }
             else
             {
@@ -461,6 +462,8 @@ internal sealed class CacheGuard
         {
             Log.WindowOpened(_logger, logged, operation.Name(), reason, _windowSeconds);
         }
+
+        Availability.RaiseOpened(_logger, operation, exception, kind == RedisFailureKind.Authentication, transition == WindowController.Transition.Reopened);
     }
 
     // One description for every log line and the health check: type and first line, passwords masked.

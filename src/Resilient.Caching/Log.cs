@@ -28,6 +28,7 @@ internal static partial class Log
     internal const int IdOutputCacheStoreNotInUse = 13;
     internal const int IdFailureSuspected = 20;
     internal const int IdBlipRecovered = 21;
+    internal const int IdEventHandlerFailed = 30;
 
     public static void WindowOpened(ILogger logger, Exception? exception, string operation, string reason, double windowSeconds)
     {
@@ -164,4 +165,8 @@ internal static partial class Log
     [LoggerMessage(LogLevel.Warning, "Connecting to Redis failed: {Reason}. The cache keeps working without Redis and tries again after the unavailable window.",
         EventName = "ConnectFailed", EventId = IdConnectFailed)]
     private static partial void ConnectFailedCore(ILogger logger, Exception? exception, string reason);
+
+    [LoggerMessage(LogLevel.Warning, "A handler of CacheAvailability.{Event} threw; the cache carries on.",
+        EventName = "EventHandlerFailed", EventId = IdEventHandlerFailed)]
+    public static partial void EventHandlerFailed(ILogger logger, Exception? exception, string @event);
 }
