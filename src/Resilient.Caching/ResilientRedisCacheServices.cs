@@ -18,18 +18,27 @@ namespace Resilient.Caching;
 /// </summary>
 internal sealed class ResilientRedisCacheServices : IDisposable
 {
-    public ResilientRedisCacheServices(IServiceProvider services)
+    /// <param name="services">The application's services.</param>
+    /// <param name="serviceKey">The service key of a keyed registration (its named options); null for the unkeyed one.</param>
+    public ResilientRedisCacheServices(IServiceProvider services, string? serviceKey = null)
     {
-        Options = services.GetRequiredService<IOptions<ResilientRedisCacheOptions>>().Value;
+        Name = serviceKey ?? CacheAvailability.DefaultName;
+        Options = serviceKey is null
+            ? services.GetRequiredService<IOptions<ResilientRedisCacheOptions>>().Value
+            : services.GetRequiredService<IOptionsMonitor<ResilientRedisCacheOptions>>().Get(serviceKey);
         TimeProvider = services.GetService<TimeProvider>() ?? TimeProvider.System;
         LoggerFactory = services.GetService<ILoggerFactory>() ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance;
-        Logger = LoggerFactory.CreateLogger<ResilientDistributedCache>();
+        Logger = new CacheNameLogger(LoggerFactory.CreateLogger<ResilientDistributedCache>(), Name);
         Controller = new WindowController(TimeProvider, Options.UnavailableWindow, Options.OperationTimeout);
         // Waits for the network run on real time: an application's test clock must not stop a connect or a PING from timing out.
         Connection = new RedisConnection(Options, Logger, TimeProvider.System);
-        Metrics = new ResilientCacheMetrics(services.GetService<IMeterFactory>(), Controller);
+        Metrics = new ResilientCacheMetrics(services.GetService<IMeterFactory>(), Controller, Name);
         Guard = new CacheGuard(Controller, Connection, Metrics, Logger, Options.IgnoreExceptions, Options.LogIgnoredExceptions, Options.OperationTimeout);
+        Guard.Availability.Name = Name;
     }
+
+    /// <summary>Gets the cache's name: <c>"default"</c>, or the service key of a keyed registration.</summary>
+    public string Name { get; }
 
     public ResilientRedisCacheOptions Options { get; }
 

@@ -9,7 +9,7 @@ using Resilient.Caching.Configuration;
 namespace Microsoft.Extensions.DependencyInjection;
 
 /// <summary>Registers the resilient Redis <see cref="IDistributedCache"/>: the drop-in replacement of <c>AddStackExchangeRedisCache</c>.</summary>
-public static class ResilientStackExchangeRedisCacheServiceCollectionExtensions
+public static partial class ResilientStackExchangeRedisCacheServiceCollectionExtensions
 {
     /// <summary>
     /// Adds the resilient Redis distributed cache, configured in code. Flat environment variables

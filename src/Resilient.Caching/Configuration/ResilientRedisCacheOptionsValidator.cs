@@ -38,7 +38,13 @@ internal sealed class ResilientRedisCacheOptionsValidator : IValidateOptions<Res
         }
 
         CheckConnection(options, failures);
-        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+        if (failures.Count == 0)
+        {
+            return ValidateOptionsResult.Success;
+        }
+
+        // A keyed cache's problems say which cache they belong to.
+        return ValidateOptionsResult.Fail(string.IsNullOrEmpty(name) ? failures : failures.Select(f => $"Redis cache '{name}': {f}"));
     }
 
     internal static string Describe(ResilientRedisCacheOptions options, Setting setting, object value, string problem) =>

@@ -17,6 +17,7 @@ internal sealed class ResilientCacheMetrics : IDisposable
     public const string OperationTag = "resilient_caching.operation";
     public const string OutcomeTag = "resilient_caching.outcome";
     public const string TransitionTag = "resilient_caching.window.transition";
+    public const string CacheTag = "resilient_caching.cache";
 
     private static readonly string[] s_operations = ["get", "set", "refresh", "remove", "evict_by_tag", "ping"];
     private static readonly string[] s_outcomes = ["hit", "miss", "write", "skipped", "error"];
@@ -26,16 +27,27 @@ internal sealed class ResilientCacheMetrics : IDisposable
     private readonly Counter<long> _operations;
     private readonly Histogram<double> _duration;
     private readonly Counter<long> _transitions;
+    private readonly KeyValuePair<string, object?> _cacheTag;
+    private readonly AvailabilityGauge _gauge;
 
-    public ResilientCacheMetrics(IMeterFactory? meterFactory, WindowController availability)
+    // The meter factory hands every cache the same meter, and a meter keeps the first of two instruments of one
+    // name: one gauge per meter reports every cache on it.
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Meter, AvailabilityGauge> s_gauges = [];
+
+    /// <param name="meterFactory">The application's meter factory, if any.</param>
+    /// <param name="availability">The window, for the availability gauge.</param>
+    /// <param name="cacheName">The cache's name on every measurement: <c>"default"</c>, or the service key of a keyed registration.</param>
+    public ResilientCacheMetrics(IMeterFactory? meterFactory, WindowController availability, string cacheName = CacheAvailability.DefaultName)
     {
         _ownsMeter = meterFactory is null;
+        _cacheTag = new KeyValuePair<string, object?>(CacheTag, cacheName);
         _meter = meterFactory?.Create(MeterName) ?? new Meter(MeterName);
         _operations = _meter.CreateCounter<long>(OperationsName, "{operation}", "Cache operations by operation and outcome (hit, miss, write, skipped, error).");
         _duration = _meter.CreateHistogram<double>(DurationName, "s", "Duration of cache operations that called Redis.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
         _transitions = _meter.CreateCounter<long>(TransitionsName, "{transition}", "Unavailable-window transitions (opened, reopened, closed).");
-        _meter.CreateObservableGauge(AvailabilityName, () => availability.IsAvailable ? 1 : 0, "1", "1 while Redis is in use, 0 while the unavailable window is open.");
+        _gauge = s_gauges.GetValue(_meter, static meter => new AvailabilityGauge(meter));
+        _gauge.Add(this, availability);
     }
 
     /// <summary>Returns a start timestamp only when someone listens to durations, so the hot path pays nothing otherwise.</summary>
@@ -47,12 +59,12 @@ internal sealed class ResilientCacheMetrics : IDisposable
         var outcomeTag = new KeyValuePair<string, object?>(OutcomeTag, s_outcomes[(int)outcome]);
         if (_operations.Enabled)
         {
-            _operations.Add(1, operationTag, outcomeTag);
+            _operations.Add(1, operationTag, outcomeTag, _cacheTag);
         }
 
         if (startTimestamp != 0)
         {
-            _duration.Record(Stopwatch.GetElapsedTime(startTimestamp).TotalSeconds, operationTag, outcomeTag);
+            _duration.Record(Stopwatch.GetElapsedTime(startTimestamp).TotalSeconds, operationTag, outcomeTag, _cacheTag);
         }
     }
 
@@ -62,7 +74,8 @@ internal sealed class ResilientCacheMetrics : IDisposable
         {
             _operations.Add(1,
                 new KeyValuePair<string, object?>(OperationTag, s_operations[(int)operation]),
-                new KeyValuePair<string, object?>(OutcomeTag, s_outcomes[(int)CacheOutcome.Skipped]));
+                new KeyValuePair<string, object?>(OutcomeTag, s_outcomes[(int)CacheOutcome.Skipped]),
+                _cacheTag);
         }
     }
 
@@ -78,15 +91,49 @@ internal sealed class ResilientCacheMetrics : IDisposable
         };
         if (name is not null && _transitions.Enabled)
         {
-            _transitions.Add(1, new KeyValuePair<string, object?>(TransitionTag, name));
+            _transitions.Add(1, new KeyValuePair<string, object?>(TransitionTag, name), _cacheTag);
         }
     }
 
     public void Dispose()
     {
+        _gauge.Remove(this);
         if (_ownsMeter)
         {
             _meter.Dispose();
+        }
+    }
+
+    private sealed class AvailabilityGauge
+    {
+        private readonly Lock _lock = new();
+        private readonly List<(ResilientCacheMetrics Metrics, WindowController Window)> _caches = [];
+
+        public AvailabilityGauge(Meter meter) =>
+            meter.CreateObservableGauge(AvailabilityName, Observe, "1", "1 while Redis is in use, 0 while the unavailable window is open.");
+
+        public void Add(ResilientCacheMetrics metrics, WindowController window)
+        {
+            lock (_lock)
+            {
+                _caches.Add((metrics, window));
+            }
+        }
+
+        public void Remove(ResilientCacheMetrics metrics)
+        {
+            lock (_lock)
+            {
+                _caches.RemoveAll(c => ReferenceEquals(c.Metrics, metrics));
+            }
+        }
+
+        private List<Measurement<int>> Observe()
+        {
+            lock (_lock)
+            {
+                return [.. _caches.Select(static c => new Measurement<int>(c.Window.IsAvailable ? 1 : 0, c.Metrics._cacheTag))];
+            }
         }
     }
 }

@@ -5,7 +5,7 @@ using Resilient.Caching.Diagnostics;
 namespace Microsoft.Extensions.DependencyInjection;
 
 /// <summary>Adds the health check of the resilient Redis cache.</summary>
-public static class ResilientRedisCacheHealthChecksBuilderExtensions
+public static partial class ResilientRedisCacheHealthChecksBuilderExtensions
 {
     /// <summary>
     /// Adds a health check that is Healthy while Redis answers a PING and Degraded (never Unhealthy: the application
