@@ -70,7 +70,7 @@ public static partial class ResilientStackExchangeRedisCacheServiceCollectionExt
     /// <c>GetServices&lt;IDistributedCache&gt;()</c> still lists them. Only the cache's own registration does this:
     /// adding the health check or the output cache must not swap the application's cache.
     /// </summary>
-    private static IServiceCollection UseResilientDistributedCache(this IServiceCollection services)
+    internal static IServiceCollection UseResilientDistributedCache(this IServiceCollection services)
     {
         services.GetRegistrations().DistributedCache = true;
         services.AddSingleton<IDistributedCache>(static sp => sp.GetRequiredService<ResilientDistributedCache>());

@@ -19,7 +19,9 @@ internal static class ResilientRedisCacheOptionsSetup
         [ConfigurationKey, InstanceNameKey, .. Setting.All.Select(static s => s.Path.Split(':')[0]).Distinct()];
 
     /// <summary>Layer 1: the configuration section (appsettings.json, Section__Key environment variables, …).</summary>
-    public sealed class FromSection(IConfiguration section) : IConfigureOptions<ResilientRedisCacheOptions>
+    /// <param name="section">The section.</param>
+    /// <param name="otherKeys">Keys the section may also hold that are not cache settings (the host one-liner's switches).</param>
+    public sealed class FromSection(IConfiguration section, IReadOnlyCollection<string>? otherKeys = null) : IConfigureOptions<ResilientRedisCacheOptions>
     {
         public void Configure(ResilientRedisCacheOptions options)
         {
@@ -38,7 +40,7 @@ internal static class ResilientRedisCacheOptionsSetup
             // A section of its own only: the application's whole configuration, passed by mistake, holds other keys.
             if (section is IConfigurationSection)
             {
-                ReportUnknownKeys(section, prefix, options);
+                ReportUnknownKeys(section, prefix, options, otherKeys ?? []);
             }
 
             foreach (var setting in Setting.All)
@@ -104,9 +106,9 @@ internal static class ResilientRedisCacheOptionsSetup
     /// A key of the section that no setting reads (a typo such as <c>OperationTimout</c>) would otherwise be ignored
     /// in silence, leaving the default in force: it fails start-up, named, instead.
     /// </summary>
-    private static void ReportUnknownKeys(IConfiguration section, string prefix, ResilientRedisCacheOptions options)
+    private static void ReportUnknownKeys(IConfiguration section, string prefix, ResilientRedisCacheOptions options, IReadOnlyCollection<string> otherKeys)
     {
-        foreach (var child in section.GetChildren())
+        foreach (var child in section.GetChildren().Where(c => !otherKeys.Contains(c.Key, StringComparer.OrdinalIgnoreCase)))
         {
             var known = s_knownKeys.FirstOrDefault(k => k.Equals(child.Key, StringComparison.OrdinalIgnoreCase));
             if (known is null)
