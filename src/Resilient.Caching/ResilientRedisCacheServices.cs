@@ -32,6 +32,7 @@ internal sealed class ResilientRedisCacheServices : IDisposable
         Controller = new WindowController(TimeProvider, Options.UnavailableWindow, Options.OperationTimeout);
         // Waits for the network run on real time: an application's test clock must not stop a connect or a PING from timing out.
         Connection = new RedisConnection(Options, Logger, TimeProvider.System);
+        services.GetService<ResilientRedisConnections>()?.Track(Name, Connection);
         Metrics = new ResilientCacheMetrics(services.GetService<IMeterFactory>(), Controller, Name);
         Guard = new CacheGuard(Controller, Connection, Metrics, Logger, Options.IgnoreExceptions, Options.LogIgnoredExceptions, Options.OperationTimeout);
         Guard.Availability.Name = Name;

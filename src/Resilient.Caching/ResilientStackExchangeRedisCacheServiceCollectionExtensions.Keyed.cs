@@ -77,6 +77,7 @@ public static partial class ResilientStackExchangeRedisCacheServiceCollectionExt
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<ResilientRedisCacheOptions>, ResilientRedisCacheOptionsSetup.FromEnvironment>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ResilientRedisCacheOptions>, ResilientRedisCacheOptionsValidator>());
         services.TryAddSingleton(EnvironmentVariables.Process);
+        services.TryAddSingleton<ResilientRedisConnections>();
         services.AddKeyedSingleton(serviceKey, static (sp, key) => new ResilientRedisCacheServices(sp, (string)key!));
         services.AddKeyedSingleton(serviceKey, static (sp, key) => sp.GetRequiredKeyedService<ResilientRedisCacheServices>(key).Availability);
         services.AddKeyedSingleton(serviceKey, static (sp, key) => sp.GetRequiredKeyedService<ResilientRedisCacheServices>(key).CreateDistributedCache());

@@ -57,6 +57,7 @@ public static partial class ResilientStackExchangeRedisCacheServiceCollectionExt
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<ResilientRedisCacheOptions>, ResilientRedisCacheOptionsSetup.FromEnvironment>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ResilientRedisCacheOptions>, ResilientRedisCacheOptionsValidator>());
         services.TryAddSingleton(EnvironmentVariables.Process);
+        services.TryAddSingleton<ResilientRedisConnections>();
         services.TryAddSingleton(static sp => new ResilientRedisCacheServices(sp));
         services.TryAddSingleton(static sp => sp.GetRequiredService<ResilientRedisCacheServices>().Availability);
         services.TryAddSingleton(static sp => sp.GetRequiredService<ResilientRedisCacheServices>().CreateDistributedCache());

@@ -59,6 +59,9 @@ internal sealed class RedisConnection : IGuardedConnection, IDisposable
         }
     }
 
+    /// <summary>A multiplexer of ours was created (true) or retired by a reset or dispose (false); for <see cref="ResilientRedisConnections"/>.</summary>
+    internal event Action<Task<IConnectionMultiplexer>, bool>? MultiplexerChanged;
+
     public bool IsOwned => _userFactory is null;
 
     public int Generation => Volatile.Read(ref _generation);
@@ -207,6 +210,7 @@ internal sealed class RedisConnection : IGuardedConnection, IDisposable
             Interlocked.Increment(ref _generation);
         }
 
+        MultiplexerChanged?.Invoke(old, false);
         Abort(old);
     }
 
@@ -227,8 +231,9 @@ internal sealed class RedisConnection : IGuardedConnection, IDisposable
             Volatile.Write(ref _ready, null);
         }
 
-        if (IsOwned)
+        if (IsOwned && old is not null)
         {
+            MultiplexerChanged?.Invoke(old, false);
             Abort(old);
         }
     }
@@ -303,6 +308,10 @@ internal sealed class RedisConnection : IGuardedConnection, IDisposable
                     TaskContinuationOptions.ExecuteSynchronously,
                     TaskScheduler.Default);
                 Volatile.Write(ref _current, current);
+                if (IsOwned)
+                {
+                    MultiplexerChanged?.Invoke(current, true);
+                }
             }
 
             return current;

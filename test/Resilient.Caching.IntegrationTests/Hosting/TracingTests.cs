@@ -1,0 +1,131 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Caching.Distributed;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using OpenTelemetry;
+using OpenTelemetry.Trace;
+using Resilient.Caching.Configuration;
+using Resilient.Caching.Diagnostics;
+using Resilient.Caching.IntegrationTests.Infrastructure;
+using Xunit;
+
+namespace Resilient.Caching.IntegrationTests.Hosting;
+
+/// <summary>
+/// An application with OpenTelemetry tracing (in-memory exporter) sees the Redis commands of our connections — also
+/// of the fresh multiplexer made after an outage — and the window's transitions.
+/// </summary>
+public sealed class TracingTests
+{
+    private const string RedisInstrumentation = "OpenTelemetry.Instrumentation.StackExchangeRedis";
+
+    private static readonly ActivitySource s_app = new("Resilient.Caching.Tests.App");
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task RedisCommands_AreTracedOnEveryMultiplexer_AndTransitionsAreActivities()
+    {
+        await using var redis = await RedisServer.StartNewAsync(cancellationToken: Ct);
+        var exported = new List<Activity>();
+        var live = 0;
+        var reported = 0;
+        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+        builder.Services.AddSingleton(new EnvironmentVariables(_ => null));
+        builder.Services.AddOpenTelemetry().WithTracing(tracing => tracing
+            .AddSource(s_app.Name, ResilientCacheActivitySource.Name)
+            .AddRedisInstrumentation(options => options.FlushInterval = TimeSpan.FromMilliseconds(100))
+            .ConfigureRedisInstrumentation((services, instrumentation) => services.GetRequiredService<ResilientRedisConnections>()
+                .Subscribe((_, connection) =>
+                {
+                    // As the README shows, plus a count of the multiplexers the instrumentation holds.
+                    Interlocked.Increment(ref live);
+                    Interlocked.Increment(ref reported);
+                    var added = instrumentation.AddConnection(connection);
+                    return new Released(() =>
+                    {
+                        Interlocked.Decrement(ref live);
+                        added.Dispose();
+                    });
+                }))
+            .AddInMemoryExporter(exported));
+        builder.Services.AddResilientStackExchangeRedisCache(o =>
+        {
+            o.Configuration = redis.ConnectionString;
+            o.OperationTimeout = TimeSpan.FromSeconds(0.5);
+            o.ConnectTimeout = TimeSpan.FromSeconds(0.5);
+            o.UnavailableWindow = TimeSpan.FromSeconds(1);
+        });
+        using var host = builder.Build();
+        await host.StartAsync(Ct);
+        var cache = host.Services.GetRequiredService<IDistributedCache>();
+        var availability = host.Services.GetRequiredService<CacheAvailability>();
+
+        // A request's commands are children of the request.
+        var first = await InRequestAsync(cache, "first");
+        await WaitForCommandUnder(exported, first);
+
+        // Redis dies and comes back: the cache resets its multiplexer, and the new one is traced too.
+        redis.Kill();
+        Assert.Null(await cache.GetAsync("k", Ct));
+        await WaitUntil(() => !availability.IsAvailable);
+        await redis.RestartAsync(Ct);
+        await WaitUntil(async () =>
+        {
+            await cache.GetAsync("k", Ct);
+            return availability.IsAvailable;
+        });
+        var second = await InRequestAsync(cache, "second");
+        await WaitForCommandUnder(exported, second);
+
+        // The retired multiplexers were let go of: one is in use.
+        Assert.True(Volatile.Read(ref reported) >= 2, $"{reported} multiplexers reported: the connection was never replaced");
+        Assert.Equal(1, Volatile.Read(ref live));
+
+        // The transitions, as activities of their own.
+        Activity[] ours;
+        lock (exported)
+        {
+            ours = [.. exported.Where(a => a.Source.Name == ResilientCacheActivitySource.Name)];
+        }
+
+        var opened = Assert.Single(ours, a => a.OperationName == ResilientCacheActivitySource.OpenedName);
+        Assert.Equal("default", opened.GetTagItem(ResilientCacheActivitySource.CacheNameTag));
+        Assert.Equal(ActivityStatusCode.Error, opened.Status);
+        Assert.Single(ours, a => a.OperationName == ResilientCacheActivitySource.ClosedName);
+        await host.StopAsync(CancellationToken.None);
+    }
+
+    private static async Task<ActivityContext> InRequestAsync(IDistributedCache cache, string value)
+    {
+        using var request = s_app.StartActivity("request")!;
+        await cache.SetStringAsync("k", value, Ct);
+        Assert.Equal(value, await cache.GetStringAsync("k", Ct));
+        return request.Context;
+    }
+
+    private static Task WaitForCommandUnder(List<Activity> exported, ActivityContext request) => WaitUntil(() =>
+    {
+        lock (exported)
+        {
+            return exported.Any(a => a.Source.Name == RedisInstrumentation && a.ParentSpanId == request.SpanId && a.TraceId == request.TraceId);
+        }
+    });
+
+    private static Task WaitUntil(Func<bool> condition) => WaitUntil(() => Task.FromResult(condition()));
+
+    private static async Task WaitUntil(Func<Task<bool>> condition)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "condition not met within 20 s");
+            await Task.Delay(100, Ct);
+        }
+    }
+
+    private sealed class Released(Action release) : IDisposable
+    {
+        public void Dispose() => release();
+    }
+}
