@@ -77,7 +77,8 @@ internal sealed class DemoHost : IAsyncDisposable
         builder.Services.AddDataProtection().UseEphemeralDataProtectionProvider();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
 
-        // As in the demo's Program.cs.
+        // As in the demo's Program.cs (an empty configuration embeds Garnet).
+        DemoServer.EmbedWhenUnconfigured(builder);
         builder.Services.AddResilientStackExchangeRedisCache(builder.Configuration.GetSection("Redis"));
         builder.Services.AddDemo();
         var app = builder.Build();
