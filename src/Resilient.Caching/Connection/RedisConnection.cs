@@ -67,6 +67,8 @@ internal sealed class RedisConnection : IGuardedConnection, IDisposable
 
     public Exception? ConnectFailure => Volatile.Read(ref _connectFailure);
 
+    public IDatabase? Database => Volatile.Read(ref _ready) is { IsCompletedSuccessfully: true } ready ? ready.Result.GetDatabase() : null;
+
     /// <summary>The redacted effective configuration string (no password), for the settings log line.</summary>
     public string? RedactedConfiguration => _configuration?.ToString(includePassword: false);
 

@@ -17,6 +17,9 @@ internal sealed class ResilientCacheMetrics : IDisposable
     public const string OperationTag = "resilient_caching.operation";
     public const string OutcomeTag = "resilient_caching.outcome";
     public const string TransitionTag = "resilient_caching.window.transition";
+    public const string PendingName = "resilient_caching.invalidations.pending";
+    public const string DroppedName = "resilient_caching.invalidations.dropped";
+    public const string ReplayDurationName = "resilient_caching.invalidations.replay.duration";
 
     private static readonly string[] s_operations = ["get", "set", "refresh", "remove", "evict_by_tag", "ping"];
     private static readonly string[] s_outcomes = ["hit", "miss", "write", "skipped", "error"];
@@ -26,8 +29,10 @@ internal sealed class ResilientCacheMetrics : IDisposable
     private readonly Counter<long> _operations;
     private readonly Histogram<double> _duration;
     private readonly Counter<long> _transitions;
+    private readonly Counter<long> _dropped;
+    private readonly Histogram<double> _replayDuration;
 
-    public ResilientCacheMetrics(IMeterFactory? meterFactory, WindowController availability)
+    public ResilientCacheMetrics(IMeterFactory? meterFactory, WindowController availability, Recovery.PendingInvalidations? pending = null)
     {
         _ownsMeter = meterFactory is null;
         _meter = meterFactory?.Create(MeterName) ?? new Meter(MeterName);
@@ -36,6 +41,12 @@ internal sealed class ResilientCacheMetrics : IDisposable
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
         _transitions = _meter.CreateCounter<long>(TransitionsName, "{transition}", "Unavailable-window transitions (opened, reopened, closed).");
         _meter.CreateObservableGauge(AvailabilityName, () => availability.IsAvailable ? 1 : 0, "1", "1 while Redis is in use, 0 while the unavailable window is open.");
+        _dropped = _meter.CreateCounter<long>(DroppedName, "{write}", "Writes that could not reach Redis and could not be remembered either (the bound was reached).");
+        _replayDuration = _meter.CreateHistogram<double>(ReplayDurationName, "s", "How long applying the pending invalidations took before Redis was used again.");
+        if (pending is not null)
+        {
+            _meter.CreateObservableGauge(PendingName, () => pending.Count, "{invalidation}", "Writes that may not have reached Redis, to be applied as deletions or evictions when it is back.");
+        }
     }
 
     /// <summary>Returns a start timestamp only when someone listens to durations, so the hot path pays nothing otherwise.</summary>
@@ -79,6 +90,22 @@ internal sealed class ResilientCacheMetrics : IDisposable
         if (name is not null && _transitions.Enabled)
         {
             _transitions.Add(1, new KeyValuePair<string, object?>(TransitionTag, name));
+        }
+    }
+
+    public void InvalidationsDropped()
+    {
+        if (_dropped.Enabled)
+        {
+            _dropped.Add(1);
+        }
+    }
+
+    public void Replayed(TimeSpan duration)
+    {
+        if (_replayDuration.Enabled)
+        {
+            _replayDuration.Record(duration.TotalSeconds);
         }
     }
 

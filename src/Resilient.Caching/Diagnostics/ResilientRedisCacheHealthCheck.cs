@@ -28,7 +28,7 @@ internal sealed class ResilientRedisCacheHealthCheck(ResilientRedisCacheServices
         Exception? error = null;
         try
         {
-            answered = await services.Guard.RunAsync(CacheOperation.Ping, services, static (s, _) => PingAsync(s), s_pingOutcome, false, cancellationToken)
+            answered = await services.Guard.RunAsync(CacheOperation.Ping, default, services, static (s, _) => PingAsync(s), s_pingOutcome, false, cancellationToken)
                 .ConfigureAwait(false);
         }
         catch (Exception exception) when (exception is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
