@@ -91,15 +91,15 @@ public class ResilientRedisCacheOptions : RedisCacheOptions
 
     /// <summary>
     /// Gets or sets whether every key read during an outage (answered with a made-up miss) is deleted when Redis is
-    /// back, as if the application had removed it. Off, a key read during the outage keeps its value in Redis, and a
-    /// write computed from the made-up miss is not applied (the stored value stays intact). On, what the application
-    /// saw during the outage (nothing) is what it finds after it: a session cleared during the outage by
-    /// <c>Session.Clear()</c>, which writes nothing when its read was a made-up miss, does not come back; the price is
-    /// that every session and entry read during the outage is gone afterwards. Turn it on when signing out clears
-    /// the session.
+    /// back, as if the application had removed it: what the application saw during the outage (nothing) is what it
+    /// finds after it. This is what keeps a sign-out during the outage a sign-out: cookie authentication whose ticket
+    /// read was a made-up miss, and <c>Session.Clear()</c> on a session read so, write nothing at all. The price: every
+    /// session, ticket and entry read during the outage is gone afterwards (its users sign in again). Off, such keys
+    /// keep their values, and a write computed from the made-up miss is not applied (the stored value stays intact),
+    /// but a sign-out during the outage may be undone once Redis is back.
     /// </summary>
-    /// <value>The default value is <see langword="false"/>. Environment variable: <c>REDIS_CACHE_INVALIDATE_KEYS_READ_DURING_OUTAGE</c>.</value>
-    public bool InvalidateKeysReadDuringOutage { get; set; }
+    /// <value>The default value is <see langword="true"/>. Environment variable: <c>REDIS_CACHE_INVALIDATE_KEYS_READ_DURING_OUTAGE</c>.</value>
+    public bool InvalidateKeysReadDuringOutage { get; set; } = true;
 
     /// <summary>Where each setting got its value (setting path → source), for error messages.</summary>
     internal Dictionary<string, string> Sources { get; } = new(StringComparer.Ordinal);
