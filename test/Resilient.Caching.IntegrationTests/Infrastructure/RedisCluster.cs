@@ -127,8 +127,13 @@ public sealed class ClusterTopology
     /// <summary>Who serves which slots, in a form two nodes' views can be compared by.</summary>
     public string SlotMap => string.Join(' ', Primaries.Where(n => !n.IsFailing).OrderBy(n => n.Slots[0].Start).Select(n => $"{n.Id}:{string.Join(',', n.Slots)}"));
 
-    /// <summary>Who serves which slots and which node replicates which, for comparing two nodes' views.</summary>
-    public string Shape => SlotMap + " | " + string.Join(' ', Nodes.Where(n => n.PrimaryId is not null && !n.IsFailing).Select(n => $"{n.Id}>{n.PrimaryId}").Order(StringComparer.Ordinal));
+    /// <summary>
+    /// Every node not flagged failing with its role, the primary it follows and its slots, for comparing two nodes'
+    /// views (a node that restarted or was just switched over may still see itself otherwise than the others do).
+    /// </summary>
+    public string Shape => string.Join(' ', Nodes.Where(n => !n.IsFailing)
+        .Select(n => $"{n.Id}:{(n.IsPrimary ? "primary" : "replica>" + n.PrimaryId)}:{string.Join(',', n.Slots)}")
+        .Order(StringComparer.Ordinal));
 
     /// <summary>Number of slots served by a primary not flagged failing.</summary>
     public int CoveredSlots => Primaries.Where(n => !n.IsFailing).Sum(n => n.Slots.Sum(r => r.End - r.Start + 1));
@@ -330,44 +335,26 @@ public sealed class RedisCluster : IAsyncDisposable
     }
 
     /// <summary>
-    /// Waits until a replica of <paramref name="primary"/> is promoted (it says so itself, ROLE) and every running
-    /// node agrees that it serves the slots, with the cluster state ok everywhere. Times are measured from
-    /// <paramref name="faultAt"/> (a <see cref="Stopwatch.GetTimestamp"/> taken when the fault was injected).
+    /// Waits until <paramref name="replica"/> is promoted (it says so itself, ROLE) and every running node agrees that
+    /// it serves slots, with the cluster state ok everywhere. Times are measured from <paramref name="faultAt"/> (a
+    /// <see cref="Stopwatch.GetTimestamp"/> taken when the fault was injected). Ask <see cref="GetReplicaOfAsync"/>
+    /// which replica that is before the fault: a planned failover can be over before this is called.
     /// </summary>
-    public async Task<Promotion<ClusterNode>> WaitForPromotionAsync(ClusterNode primary, long faultAt, TimeSpan timeout)
+    public async Task<Promotion<ClusterNode>> WaitForPromotionAsync(ClusterNode replica, long faultAt, TimeSpan timeout)
     {
         var deadline = Stopwatch.StartNew();
-        var replicas = (await GetTopologyAsync()).ReplicasOf(primary.Id).Select(v => NodeWithId(v.Id)).ToList();
-        if (replicas.Count == 0)
+        while (await TryAsync(replica, "ROLE") is not { } role || RespReply.Array(role) is not [string and "master", ..])
         {
-            throw new InvalidOperationException($"{primary} has no replica to promote.");
-        }
-
-        ClusterNode? promoted = null;
-        while (promoted is null)
-        {
-            foreach (var replica in replicas.Where(r => r.IsRunning && !r.IsPaused))
-            {
-                if (await TryAsync(replica, "ROLE") is { } role && RespReply.Array(role) is [string and "master", ..])
-                {
-                    promoted = replica;
-                    break;
-                }
-            }
-
-            if (promoted is null)
-            {
-                ThrowIfLate(deadline, timeout, $"no replica of {primary} was promoted");
-                await Task.Delay(Poll);
-            }
+            ThrowIfLate(deadline, timeout, $"{replica} was not promoted");
+            await Task.Delay(Poll);
         }
 
         var after = Stopwatch.GetElapsedTime(faultAt);
         await WaitForSettledAsync(
-            views => views.All(v => v.Nodes.Any(n => n.Id == promoted.Id && n.IsPrimary && n.Slots.Count > 0)),
+            views => views.All(v => v.Nodes.Any(n => n.Id == replica.Id && n.IsPrimary && n.Slots.Count > 0)),
             timeout - deadline.Elapsed,
-            $"the cluster did not settle on {promoted} as primary");
-        return new Promotion<ClusterNode>(promoted, after, Stopwatch.GetElapsedTime(faultAt));
+            $"the cluster did not settle on {replica} as primary");
+        return new Promotion<ClusterNode>(replica, after, Stopwatch.GetElapsedTime(faultAt));
     }
 
     /// <summary>

@@ -5,24 +5,6 @@ using Xunit;
 
 namespace Resilient.Caching.IntegrationTests.Topologies;
 
-/// <summary>One Sentinel deployment shared by the tests of a class that do not fail it over.</summary>
-public sealed class SentinelFixture : IAsyncLifetime
-{
-    private RedisSentinel? _sentinel;
-
-    public RedisSentinel Sentinel => _sentinel ?? throw new InvalidOperationException("The deployment is not started.");
-
-    public async ValueTask InitializeAsync() => _sentinel = await RedisSentinel.StartAsync(cancellationToken: TestContext.Current.CancellationToken);
-
-    public async ValueTask DisposeAsync()
-    {
-        if (_sentinel is not null)
-        {
-            await _sentinel.DisposeAsync();
-        }
-    }
-}
-
 /// <summary>
 /// A healthy Sentinel deployment through the one-line swap (<c>serviceName=</c> and the sentinels' endpoints): every
 /// operation reaches the primary the sentinels name, as with the stock provider.

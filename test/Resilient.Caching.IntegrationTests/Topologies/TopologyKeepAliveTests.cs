@@ -31,9 +31,10 @@ public sealed class TopologyKeepAliveTests
         var before = await AssertKeepAliveOnEveryConnectionAsync([.. cluster.Nodes.Select(n => n.Server)]);
 
         var killed = primaries[0];
+        var replica = await cluster.GetReplicaOfAsync(killed);
         var killedAt = Stopwatch.GetTimestamp();
         killed.Kill();
-        await cluster.WaitForPromotionAsync(killed, killedAt, PromotionBound);
+        await cluster.WaitForPromotionAsync(replica, killedAt, PromotionBound);
         await killed.RestartAsync(Lab.Ct);
         await cluster.WaitForHealthyAsync(PromotionBound);
         await ServeEveryShardAsync(cache.Cache, keys);

@@ -10,13 +10,13 @@ using Xunit;
 namespace Resilient.Caching.IntegrationTests.Topologies;
 
 /// <summary>
-/// What callers see when one primary of a cluster is SIGKILLed under load, for the stock provider and for ours, with
-/// the same settings (1 s operation timeout; ours with a 2 s window): exceptions, the longest call, the time from the
-/// kill to the replica's promotion, and how many reads of keys on the healthy shards still hit during the outage.
-/// Recorded, not asserted beyond the obvious; a measurement run by hand:
-/// <c>FAULTLAB_BASELINE=1 dotnet test --project test/Resilient.Caching.IntegrationTests --filter-class "*ClusterFailoverBaseline*"</c>.
+/// What callers see when a primary fails under load (4 async + 2 sync readers), for the stock provider and for ours
+/// with the same settings (1 s operation timeout; ours with a 2 s window): exceptions, the longest call, the time from
+/// the fault to the replica's promotion, and how many reads still hit during the outage, on the healthy shards of a
+/// cluster and on the failed one. Recorded, not asserted; a measurement run by hand:
+/// <c>FAULTLAB_BASELINE=1 dotnet test --project test/Resilient.Caching.IntegrationTests --filter-class "*FailoverBaselineTests"</c>.
 /// </summary>
-public sealed class ClusterFailoverBaselineTests
+public sealed class FailoverBaselineTests
 {
     private const string InstanceName = "app:";
     private const int KeysPerShard = 50;
@@ -24,32 +24,120 @@ public sealed class ClusterFailoverBaselineTests
     private static readonly TimeSpan Window = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan Warm = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan ObserveAfterRecovery = TimeSpan.FromSeconds(3);
+    private static readonly TimeSpan PromotionBound = TimeSpan.FromSeconds(20);
     private static readonly TimeSpan Limit = TimeSpan.FromSeconds(40);
 
     [Theory]
-    [InlineData(Provider.Stock, true)]
-    [InlineData(Provider.Resilient, true)]
-    [InlineData(Provider.Stock, false)]
-    [InlineData(Provider.Resilient, false)]
-    public async Task Primary_killed_under_load(Provider provider, bool requireFullCoverage)
+    [InlineData(Provider.Stock, "kill", true)]
+    [InlineData(Provider.Resilient, "kill", true)]
+    [InlineData(Provider.Stock, "kill", false)]
+    [InlineData(Provider.Resilient, "kill", false)]
+    [InlineData(Provider.Stock, "sigstop", false)]
+    [InlineData(Provider.Resilient, "sigstop", false)]
+    [InlineData(Provider.Stock, "planned", false)]
+    [InlineData(Provider.Resilient, "planned", false)]
+    public async Task Cluster_primary_fails_under_load(Provider provider, string fault, bool requireFullCoverage)
     {
-        if (Environment.GetEnvironmentVariable("FAULTLAB_BASELINE") is not "1")
-        {
-            Assert.Skip("failover measurement: set FAULTLAB_BASELINE=1 to run it");
-        }
-
+        SkipUnlessMeasuring();
         await using var cluster = await RedisCluster.StartAsync(new RedisClusterOptions { RequireFullCoverage = requireFullCoverage }, Lab.Ct);
         var primaries = await cluster.GetPrimariesAsync();
+        var failing = primaries[0];
+        var replica = await cluster.GetReplicaOfAsync(failing);
         var keys = new List<(string Key, int Shard)>();
         for (var shard = 0; shard < primaries.Count; shard++)
         {
             keys.AddRange((await cluster.KeysOnAsync(primaries[shard], KeysPerShard, InstanceName, "reader")).Select(k => (k, shard)));
         }
 
+        try
+        {
+            await MeasureAsync(
+                $"cluster, {fault}, require-full-coverage {(requireFullCoverage ? "yes" : "no")}",
+                provider,
+                cluster.ConnectionString,
+                keys,
+                failing.Server,
+                async () =>
+                {
+                    switch (fault)
+                    {
+                        case "kill":
+                            failing.Kill();
+                            break;
+                        case "sigstop":
+                            failing.Pause();
+                            break;
+                        default:
+                            await RedisCluster.FailoverAsync(replica);
+                            break;
+                    }
+                },
+                async faultAt => await cluster.WaitForPromotionAsync(replica, faultAt, PromotionBound) is var p ? (p.After, p.SettledAfter) : default);
+        }
+        finally
+        {
+            if (failing.IsPaused)
+            {
+                failing.Resume();
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(Provider.Stock, "kill")]
+    [InlineData(Provider.Resilient, "kill")]
+    [InlineData(Provider.Stock, "planned")]
+    [InlineData(Provider.Resilient, "planned")]
+    public async Task Sentinel_primary_fails_under_load(Provider provider, string fault)
+    {
+        SkipUnlessMeasuring();
+        await using var sentinel = await RedisSentinel.StartAsync(cancellationToken: Lab.Ct);
+        var primary = await sentinel.GetPrimaryAsync();
+        var keys = Enumerable.Range(0, KeysPerShard).Select(i => ($"reader-{i}", 0)).ToList();
+
+        await MeasureAsync(
+            $"sentinel, {fault}",
+            provider,
+            sentinel.ConnectionString,
+            keys,
+            primary,
+            async () =>
+            {
+                if (fault == "kill")
+                {
+                    primary.Kill();
+                }
+                else
+                {
+                    await sentinel.FailoverAsync();
+                }
+            },
+            async faultAt => await sentinel.WaitForPromotionAsync(primary, faultAt, PromotionBound) is var p ? (p.After, p.SettledAfter) : default);
+    }
+
+    private static void SkipUnlessMeasuring()
+    {
+        if (Environment.GetEnvironmentVariable("FAULTLAB_BASELINE") is not "1")
+        {
+            Assert.Skip("failover measurement: set FAULTLAB_BASELINE=1 to run it");
+        }
+    }
+
+    /// <param name="failing">The primary of shard 0, the one the fault hits.</param>
+    /// <param name="promoted">Waits for the promotion; from the fault, when the replica said so and when all agreed.</param>
+    private static async Task MeasureAsync(
+        string scenario,
+        Provider provider,
+        string connectionString,
+        IReadOnlyList<(string Key, int Shard)> keys,
+        RedisServer failing,
+        Func<Task> inject,
+        Func<long, Task<(TimeSpan After, TimeSpan SettledAfter)>> promoted)
+    {
         // Same timeouts for both: the stock provider takes them from the connection string.
         var configuration = provider == Provider.Stock
-            ? $"{cluster.ConnectionString},syncTimeout={OperationTimeout.TotalMilliseconds},asyncTimeout={OperationTimeout.TotalMilliseconds}"
-            : cluster.ConnectionString;
+            ? $"{connectionString},syncTimeout={OperationTimeout.TotalMilliseconds},asyncTimeout={OperationTimeout.TotalMilliseconds}"
+            : connectionString;
         using var cache = new TopologyCache(provider, configuration, InstanceName, o =>
         {
             o.OperationTimeout = OperationTimeout;
@@ -60,38 +148,43 @@ public sealed class ClusterFailoverBaselineTests
             await cache.Cache.SetAsync(key, Encoding.UTF8.GetBytes(key), new DistributedCacheEntryOptions(), Lab.Ct);
         }
 
-        // Replicated before the kill, so the promoted replica holds every key of its shard.
-        Assert.Equal(":1\r\n", await primaries[0].Server.ExecuteAsync("WAIT", "1", "5000"));
+        // Replicated before the fault, so the promoted replica holds every key of its shard.
+        Assert.Equal(":1\r\n", await failing.ExecuteAsync("WAIT", "1", "5000"));
 
         await using var readers = Readers.Start(cache.Cache, keys, asyncReaders: 4, syncReaders: 2, Limit);
         await Task.Delay(Warm, Lab.Ct);
 
-        var killedAt = Stopwatch.GetTimestamp();
-        var killedOn = readers.Now;
-        primaries[0].Kill();
-        var promotion = await cluster.WaitForPromotionAsync(primaries[0], killedAt, TimeSpan.FromSeconds(20));
+        var faultAt = Stopwatch.GetTimestamp();
+        var faultOn = readers.Now;
+        await inject();
+        var (after, settledAfter) = await promoted(faultAt);
 
-        // Until the killed shard's keys hit again (or the limit), then a little longer.
-        var recovered = await readers.WaitForHitAsync(shard: 0, after: killedOn + promotion.SettledAfter, Limit - readers.Now);
+        // Until the failed shard's keys hit again (or the limit), then a little longer.
+        var recovered = await readers.WaitForHitAsync(shard: 0, after: faultOn + settledAfter, Limit - readers.Now);
         await Task.Delay(ObserveAfterRecovery, Lab.Ct);
         await readers.StopAsync();
 
-        var report = Describe(provider, requireFullCoverage, readers.Samples, killedOn, promotion, recovered);
-        Lab.Report(report);
+        Lab.Report(Describe($"{provider} ({scenario})", readers.Samples, faultOn, after, settledAfter, recovered));
         foreach (var first in readers.Samples.Where(s => s.Exception is not null).GroupBy(s => s.Error).Select(g => g.First()))
         {
-            Lab.Report($"first {first.Error} ({(first.At - killedOn).TotalMilliseconds:0} ms after the kill, {first.Elapsed.TotalMilliseconds:0} ms): {first.Exception}");
+            Lab.Report($"first {first.Error} ({(first.At - faultOn).TotalMilliseconds:0} ms after the fault, {first.Elapsed.TotalMilliseconds:0} ms): {first.Exception}");
+        }
+
+        if (cache.Ours is { } ours)
+        {
+            Lab.Report($"windows opened {ours.LogCount(Log.IdWindowOpened)}, closed {ours.LogCount(Log.IdWindowClosed)}, probes failed {ours.LogCount(Log.IdProbeFailed)}; last log lines:\n"
+                + string.Join('\n', ours.DescribeLogs().Split('\n').TakeLast(8)));
         }
 
         Assert.NotEmpty(readers.Samples);
     }
 
-    private static string Describe(Provider provider, bool fullCoverage, IReadOnlyList<Read> samples, TimeSpan killedOn, Promotion<ClusterNode> promotion, Read? recovered)
+    private static string Describe(string title, IReadOnlyList<Read> samples, TimeSpan faultOn, TimeSpan promotedAfter, TimeSpan settledAfter, Read? recovered)
     {
-        var outageEnd = killedOn + promotion.SettledAfter;
-        var before = samples.Where(s => s.At < killedOn).ToList();
-        var outage = samples.Where(s => s.At >= killedOn && s.At < outageEnd).ToList();
-        var after = samples.Where(s => s.At >= killedOn).ToList();
+        var outageEnd = faultOn + settledAfter;
+        var before = samples.Where(s => s.At < faultOn).ToList();
+        var outage = samples.Where(s => s.At >= faultOn && s.At < outageEnd).ToList();
+        var after = samples.Where(s => s.At >= faultOn).ToList();
         var errors = after.Where(s => s.Error is not null).ToList();
         var healthyDuringOutage = outage.Where(s => s.Shard != 0).ToList();
         var healthyBefore = before.Where(s => s.Shard != 0).ToList();
@@ -102,21 +195,25 @@ public sealed class ClusterFailoverBaselineTests
         static string PerSecond(IReadOnlyCollection<Read> reads, TimeSpan span) =>
             span <= TimeSpan.Zero ? "n/a" : (reads.Count / span.TotalSeconds).ToString("0", CultureInfo.InvariantCulture);
 
-        var text = new StringBuilder()
-            .Append(CultureInfo.InvariantCulture, $"{provider} (require-full-coverage {(fullCoverage ? "yes" : "no")}): ")
-            .Append(CultureInfo.InvariantCulture, $"promoted {promotion.After.TotalMilliseconds:0} ms after the kill, settled {promotion.SettledAfter.TotalMilliseconds:0} ms; ")
-            .Append(CultureInfo.InvariantCulture, $"healthy shards hit {Ratio(healthyBefore)} before, {Ratio(healthyDuringOutage)} during the outage ")
-            .Append(CultureInfo.InvariantCulture, $"({PerSecond(healthyBefore, killedOn)}/s before, {PerSecond(healthyDuringOutage, promotion.SettledAfter)}/s during); ")
-            .Append(CultureInfo.InvariantCulture, $"killed shard hit {Ratio(outage.Where(s => s.Shard == 0).ToList())} during the outage, ")
-            .Append(recovered is null ? "no hit again" : $"hit again {(recovered.At - killedOn).TotalMilliseconds:0} ms after the kill").Append("; ")
-            .Append(CultureInfo.InvariantCulture, $"from the kill on: {after.Count} calls, {errors.Count} threw")
-            .Append(errors.Count == 0 ? string.Empty : $" ({string.Join(", ", errors.GroupBy(e => e.Error!).Select(g => $"{g.Count()}× {g.Key}"))})")
-            .Append(CultureInfo.InvariantCulture, $", slowest {(after.Count == 0 ? 0 : after.Max(s => s.Elapsed).TotalMilliseconds):0} ms")
-            .Append(CultureInfo.InvariantCulture, $" (sync {MaxOf(after, sync: true):0} ms, async {MaxOf(after, sync: false):0} ms)");
-        return text.ToString();
-
         static double MaxOf(List<Read> reads, bool sync) =>
             reads.Where(r => r.Sync == sync).Select(r => r.Elapsed.TotalMilliseconds).DefaultIfEmpty().Max();
+
+        var text = new StringBuilder()
+            .Append(CultureInfo.InvariantCulture, $"{title}: promoted {promotedAfter.TotalMilliseconds:0} ms after the fault, settled {settledAfter.TotalMilliseconds:0} ms; ");
+        if (healthyBefore.Count > 0)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"healthy shards hit {Ratio(healthyBefore)} before, {Ratio(healthyDuringOutage)} during the outage ")
+                .Append(CultureInfo.InvariantCulture, $"({PerSecond(healthyBefore, faultOn)}/s before, {PerSecond(healthyDuringOutage, settledAfter)}/s during); ");
+        }
+
+        return text
+            .Append(CultureInfo.InvariantCulture, $"failed shard hit {Ratio(outage.Where(s => s.Shard == 0).ToList())} during the outage, ")
+            .Append(recovered is null ? "no hit again" : $"hit again {(recovered.At - faultOn).TotalMilliseconds:0} ms after the fault").Append("; ")
+            .Append(CultureInfo.InvariantCulture, $"from the fault on: {after.Count} calls, {errors.Count} threw")
+            .Append(errors.Count == 0 ? string.Empty : $" ({string.Join(", ", errors.GroupBy(e => e.Error!).Select(g => $"{g.Count()}× {g.Key}"))})")
+            .Append(CultureInfo.InvariantCulture, $", slowest {(after.Count == 0 ? 0 : after.Max(s => s.Elapsed).TotalMilliseconds):0} ms")
+            .Append(CultureInfo.InvariantCulture, $" (sync {MaxOf(after, sync: true):0} ms, async {MaxOf(after, sync: false):0} ms)")
+            .ToString();
     }
 
     /// <summary>One read: when it started (since the readers began), how long it took, which shard, what came back.</summary>
