@@ -124,9 +124,6 @@ public sealed class ClusterTopology
     /// <summary>The replicas of the node with id <paramref name="primaryId"/>.</summary>
     public IEnumerable<ClusterNodeView> ReplicasOf(string primaryId) => Nodes.Where(n => n.PrimaryId == primaryId);
 
-    /// <summary>Who serves which slots, in a form two nodes' views can be compared by.</summary>
-    public string SlotMap => string.Join(' ', Primaries.Where(n => !n.IsFailing).OrderBy(n => n.Slots[0].Start).Select(n => $"{n.Id}:{string.Join(',', n.Slots)}"));
-
     /// <summary>
     /// Every node not flagged failing with its role, the primary it follows and its slots, for comparing two nodes'
     /// views (a node that restarted or was just switched over may still see itself otherwise than the others do).
@@ -161,12 +158,6 @@ public sealed class ClusterTopology
         return new ClusterTopology(nodes);
     }
 }
-
-/// <summary>A replica's promotion to primary, timed from the fault (kill, pause or planned failover) that caused it.</summary>
-/// <param name="NewPrimary">The node that took over.</param>
-/// <param name="After">From the fault until the new primary said it is one (its ROLE).</param>
-/// <param name="SettledAfter">From the fault until every running node (every sentinel) agreed.</param>
-public sealed record Promotion<TNode>(TNode NewPrimary, TimeSpan After, TimeSpan SettledAfter);
 
 /// <summary>
 /// A real Redis Cluster of 3 primaries and 3 replicas (Debian's redis-server on free loopback ports, each node in its
@@ -246,9 +237,6 @@ public sealed class RedisCluster : IAsyncDisposable
 
         return crc % SlotCount;
     }
-
-    /// <summary>The node with this client port.</summary>
-    public ClusterNode NodeAt(int port) => _nodes.Single(n => n.Port == port);
 
     /// <summary>The node with this id.</summary>
     public ClusterNode NodeWithId(string id) => _nodes.Single(n => n.Id == id);

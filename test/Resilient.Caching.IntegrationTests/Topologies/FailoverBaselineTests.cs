@@ -149,7 +149,7 @@ public sealed class FailoverBaselineTests
         }
 
         // Replicated before the fault, so the promoted replica holds every key of its shard.
-        Assert.Equal(":1\r\n", await failing.ExecuteAsync("WAIT", "1", "5000"));
+        await failing.WaitForReplicasInSyncAsync(PromotionBound);
 
         await using var readers = Readers.Start(cache.Cache, keys, asyncReaders: 4, syncReaders: 2, Limit);
         await Task.Delay(Warm, Lab.Ct);
