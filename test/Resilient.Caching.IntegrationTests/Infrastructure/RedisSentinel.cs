@@ -129,7 +129,8 @@ public sealed class RedisSentinel : IAsyncDisposable
 
     /// <summary>
     /// Waits until every sentinel names the same primary, sees it up, knows the two other sentinels and (with
-    /// <paramref name="replicas"/> &gt; 0) sees that many replicas up and in sync.
+    /// <paramref name="replicas"/> &gt; 0) sees that many replicas up and in sync. After a failover a sentinel learns
+    /// a replica's link state from its INFO, which it reads every 10 s: allow for that.
     /// </summary>
     public async Task WaitForHealthyAsync(TimeSpan timeout, int replicas = 1)
     {
