@@ -131,4 +131,45 @@ public sealed class AfterAnOutageTests
         var error = Assert.Single(h.Logger.Collector.GetSnapshot(), r => r.Id.Id == Log.IdInvalidationsDropped);
         Assert.Equal(LogLevel.Error, error.Level);
     }
+
+    [Fact]
+    public async Task WhileTheReplayRuns_CallersKeepShortCircuiting_AndTheirWritesAreAppliedToo()
+    {
+        using var h = new Harness();
+        var redis = new FakeRedisDatabase();
+        var firstReply = new TaskCompletionSource<StackExchange.Redis.RedisResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+        redis.Reply = (call, keys) => call == 0 ? firstReply.Task : Task.FromResult(StackExchange.Redis.RedisResult.Create(keys.Length));
+        h.Connection.Database = redis.Database;
+        h.OpenWindow();
+        h.Cache.Remove("before");
+        h.Time.Advance(h.Availability.Window);
+        Assert.Null(h.Cache.Get("starts-the-probe"));
+
+        // The replay waits for Redis: 64 callers meanwhile, half of them writing, none waits and none reaches Redis.
+        var calls = h.Inner.Calls;
+        var callers = Enumerable.Range(0, 64).Select(i => i % 2 == 0
+            ? h.Cache.RemoveAsync($"during:{i}", Ct)
+            : h.Cache.GetAsync($"read:{i}", Ct)).ToArray();
+        Assert.All(callers, c => Assert.True(c.IsCompletedSuccessfully));
+        Assert.Equal(calls, h.Inner.Calls);
+        Assert.False(h.Availability.IsAvailable);
+
+        firstReply.SetResult(StackExchange.Redis.RedisResult.Create(1));
+        await WaitUntilAsync(() => h.Availability.IsAvailable && h.Availability.PendingInvalidations == 0);
+
+        // The writes made during the replay were deleted too (in a later round, or right after the window closed).
+        var deleted = redis.Commands.SelectMany(c => c.Keys).ToHashSet();
+        Assert.Contains("app:before", deleted);
+        Assert.All(Enumerable.Range(0, 64).Where(i => i % 2 == 0), i => Assert.Contains($"app:during:{i}", deleted));
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "condition not met within 10 s");
+            await Task.Delay(10, Ct);
+        }
+    }
 }
