@@ -90,6 +90,16 @@ public class ResilientRedisCacheOptions : RedisCacheOptions
     public bool PurgeInstanceOnOverflow { get; set; }
 
     /// <summary>
+    /// Gets or sets whether replies are read and commands written on threads the Redis client owns (two per
+    /// connection) instead of the application's thread pool, so that an application starving its own pool (sync over
+    /// async, blocking I/O) does not make a healthy Redis look dead. It is StackExchange.Redis's process-wide
+    /// <c>DedicatedThreads</c> feature flag, turned on when the first connection is made: other multiplexers the
+    /// application creates afterwards get it too. It costs about 180 bytes per call.
+    /// </summary>
+    /// <value>The default value is <see langword="true"/>. Environment variable: <c>REDIS_CACHE_DEDICATED_THREADS</c>.</value>
+    public bool DedicatedThreads { get; set; } = true;
+
+    /// <summary>
     /// Gets or sets whether every key read during an outage (answered with a made-up miss) is deleted when Redis is
     /// back, as if the application had removed it: what the application saw during the outage (nothing) is what it
     /// finds after it. This is what keeps a sign-out during the outage a sign-out: cookie authentication whose ticket

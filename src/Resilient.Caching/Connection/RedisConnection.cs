@@ -55,7 +55,10 @@ internal sealed class RedisConnection : IGuardedConnection, IDisposable
             // Replies are read and written on threads the client owns, not on the application's thread pool: an
             // application that starves its pool (sync over async, blocking I/O) must not make a healthy Redis look
             // dead. A process-wide switch of StackExchange.Redis 3.x, read when a connection is made.
-            ConnectionMultiplexer.SetFeatureFlag(DedicatedThreadsFlag, true);
+            if (options.DedicatedThreads)
+            {
+                ConnectionMultiplexer.SetFeatureFlag(DedicatedThreadsFlag, true);
+            }
         }
     }
 
