@@ -533,6 +533,7 @@ internal sealed class CacheGuard
             {
                 _metrics.Transition(WindowController.Transition.Closed);
                 Log.WindowClosed(_logger, closed.Outage.TotalSeconds, closed.Skipped);
+                _controller.RaiseChanged(true);
             }
             else
             {
@@ -584,6 +585,11 @@ internal sealed class CacheGuard
         else
         {
             Log.WindowOpened(_logger, logged, operation.Name(), reason, _windowSeconds);
+        }
+
+        if (transition == WindowController.Transition.Opened)
+        {
+            _controller.RaiseChanged(false);
         }
     }
 
