@@ -123,7 +123,8 @@ public class DecoratorOverheadBenchmarks
         var controller = new WindowController(TimeProvider.System, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(5));
         var metrics = new ResilientCacheMetrics(meterFactory: null, controller);
         var connection = new FixedConnection();
-        var guard = new CacheGuard(controller, connection, metrics, NullLogger.Instance, ignoreExceptions: true, logIgnoredExceptions: true, TimeSpan.FromSeconds(5));
+        var pending = new Recovery.PendingInvalidations(100_000, instanceName: null, purgeOnOverflow: false, TimeSpan.FromMinutes(5), TimeProvider.System);
+        var guard = new CacheGuard(controller, connection, metrics, NullLogger.Instance, ignoreExceptions: true, logIgnoredExceptions: true, TimeSpan.FromSeconds(5), pending);
         return (new ResilientDistributedCache(guard, connection, () => inner, disposeInner: false), metrics);
     }
 
@@ -137,6 +138,8 @@ public class DecoratorOverheadBenchmarks
         public bool IsReady => true;
 
         public Exception? ConnectFailure => null;
+
+        public StackExchange.Redis.IDatabase? Database => null;
 
         public ValueTask<bool> WaitReadyAsync(TimeSpan timeout, CancellationToken released) => new(true);
 

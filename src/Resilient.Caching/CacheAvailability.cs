@@ -9,9 +9,14 @@ namespace Resilient.Caching;
 public sealed partial class CacheAvailability
 {
     private readonly WindowController _controller;
+    private readonly Recovery.PendingInvalidations _pending;
     private ShownError? _lastErrorShown;
 
-    internal CacheAvailability(WindowController controller) => _controller = controller;
+    internal CacheAvailability(WindowController controller, Recovery.PendingInvalidations pending)
+    {
+        _controller = controller;
+        _pending = pending;
+    }
 
     /// <summary>Raised after an outage begins (<see langword="false"/>) or ends (<see langword="true"/>); for tests and dashboards.</summary>
     internal event Action<bool>? Changed
@@ -66,6 +71,19 @@ public sealed partial class CacheAvailability
             return shown.Shown;
         }
     }
+
+    /// <summary>
+    /// Gets how many writes that may not have reached Redis (skipped, failed or timed out) wait to be applied as
+    /// deletions or tag evictions when Redis is back, before anyone else uses it.
+    /// </summary>
+    public int PendingInvalidations => _pending.Count;
+
+    /// <summary>
+    /// Gets how many such writes could not be remembered since the last recovery, because the bound
+    /// (<see cref="ResilientRedisCacheOptions.MaxPendingInvalidations"/>) was reached: their old values may be served
+    /// after the outage, unless the instance purge is on.
+    /// </summary>
+    public long DroppedInvalidations => _pending.Overflow.DroppedSinceReplay;
 
     /// <summary>Gets when the last swallowed Redis error happened, if any.</summary>
     public DateTimeOffset? LastErrorAt => _controller.LastErrorAt;

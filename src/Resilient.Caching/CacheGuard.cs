@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
 using Resilient.Caching.Connection;
 using Resilient.Caching.Diagnostics;
+using Resilient.Caching.Recovery;
 
 namespace Resilient.Caching;
 
@@ -25,6 +26,8 @@ internal sealed class CacheGuard
 
     private readonly WindowController _controller;
     private readonly IGuardedConnection _connection;
+    private readonly PendingInvalidations _pending;
+    private readonly bool _invalidateReads;
     private readonly ResilientCacheMetrics _metrics;
     private readonly ILogger _logger;
     private readonly bool _ignoreExceptions;
@@ -42,41 +45,50 @@ internal sealed class CacheGuard
         ILogger logger,
         bool ignoreExceptions,
         bool logIgnoredExceptions,
-        TimeSpan operationTimeout)
+        TimeSpan operationTimeout,
+        PendingInvalidations pending,
+        bool invalidateKeysReadDuringOutage = false)
     {
         _controller = controller;
         _connection = connection;
+        _pending = pending;
+        _invalidateReads = invalidateKeysReadDuringOutage;
         _metrics = metrics;
         _logger = logger;
         _ignoreExceptions = ignoreExceptions;
         _logExceptions = logIgnoredExceptions;
         _operationTimeout = operationTimeout;
         _windowSeconds = controller.Window.TotalSeconds;
-        Availability = new CacheAvailability(controller);
+        Availability = new CacheAvailability(controller, pending);
     }
 
     public CacheAvailability Availability { get; }
 
     internal WindowController Controller => _controller;
 
+    internal PendingInvalidations Pending => _pending;
+
+    /// <summary>Evicts a tag through the inner output-cache store, for the replay of tag evictions; set by the store.</summary>
+    internal Func<string, CancellationToken, ValueTask>? EvictTag { get; set; }
+
     public ILogger Logger => _logger;
 
     public TimeProvider TimeProvider => _controller.TimeProvider;
 
     public TResult Run<TState, TResult>(
-        CacheOperation operation, TState state, Func<TState, TResult> call, Func<TResult, CacheOutcome> outcome, TResult fallback)
+        CacheOperation operation, Target target, TState state, Func<TState, TResult> call, Func<TResult, CacheOutcome> outcome, TResult fallback)
     {
-        var entry = Enter(operation);
-        if (entry == Entry.Fallback || (entry == Entry.NeedsConnection && WaitForConnection(operation) == TimeSpan.Zero))
+        var entry = Enter(operation, target);
+        if (entry == Entry.Fallback || (entry == Entry.NeedsConnection && WaitForConnection(operation, target) == TimeSpan.Zero))
         {
             return fallback;
         }
 
-        var attempt = Begin(operation);
+        var attempt = Begin(operation, target);
         try
         {
             var result = call(state);
-            _metrics.Completed(operation, outcome(result), attempt.StartTimestamp);
+            Succeeded(attempt, outcome(result));
             return result;
         }
         catch (Exception exception) when (Settle(attempt, exception, pending: null, CancellationToken.None))
@@ -89,6 +101,7 @@ internal sealed class CacheGuard
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<TResult> RunAsync<TState, TResult>(
         CacheOperation operation,
+        Target target,
         TState state,
         Func<TState, CancellationToken, ValueTask<TResult>> call,
         Func<TResult, CacheOutcome> outcome,
@@ -98,11 +111,11 @@ internal sealed class CacheGuard
     {
         // Nothing is awaited before this returns on the short-circuit path, so it completes synchronously:
         // no allocation while the window is open.
-        var entry = Enter(operation);
+        var entry = Enter(operation, target);
         var deadline = Timeout.InfiniteTimeSpan;
         if (entry == Entry.NeedsConnection)
         {
-            deadline = await WaitForConnectionAsync(operation, holdsCallerMemory, cancellationToken).ConfigureAwait(false);
+            deadline = await WaitForConnectionAsync(operation, target, holdsCallerMemory, cancellationToken).ConfigureAwait(false);
         }
 
         if (entry == Entry.Fallback || deadline == TimeSpan.Zero)
@@ -110,7 +123,7 @@ internal sealed class CacheGuard
             return fallback;
         }
 
-        var attempt = Begin(operation);
+        var attempt = Begin(operation, target);
         Task<TResult>? pending = null;
         try
         {
@@ -126,7 +139,7 @@ internal sealed class CacheGuard
                 result = await inner.ConfigureAwait(false);
             }
 
-            _metrics.Completed(operation, outcome(result), attempt.StartTimestamp);
+            Succeeded(attempt, outcome(result));
             return result;
         }
         catch (Exception exception) when (Settle(attempt, exception, pending, cancellationToken, deadline))
@@ -137,13 +150,13 @@ internal sealed class CacheGuard
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public async ValueTask RunAsync<TState>(
-        CacheOperation operation, TState state, Func<TState, CancellationToken, ValueTask> call, CancellationToken cancellationToken, bool holdsCallerMemory = false)
+        CacheOperation operation, Target target, TState state, Func<TState, CancellationToken, ValueTask> call, CancellationToken cancellationToken, bool holdsCallerMemory = false)
     {
-        var entry = Enter(operation);
+        var entry = Enter(operation, target);
         var deadline = Timeout.InfiniteTimeSpan;
         if (entry == Entry.NeedsConnection)
         {
-            deadline = await WaitForConnectionAsync(operation, holdsCallerMemory, cancellationToken).ConfigureAwait(false);
+            deadline = await WaitForConnectionAsync(operation, target, holdsCallerMemory, cancellationToken).ConfigureAwait(false);
         }
 
         if (entry == Entry.Fallback || deadline == TimeSpan.Zero)
@@ -151,7 +164,7 @@ internal sealed class CacheGuard
             return;
         }
 
-        var attempt = Begin(operation);
+        var attempt = Begin(operation, target);
         Task? pending = null;
         try
         {
@@ -166,7 +179,7 @@ internal sealed class CacheGuard
                 await inner.ConfigureAwait(false);
             }
 
-            _metrics.Completed(operation, CacheOutcome.Write, attempt.StartTimestamp);
+            Succeeded(attempt, CacheOutcome.Write);
         }
         catch (Exception exception) when (Settle(attempt, exception, pending, cancellationToken, deadline))
         {
@@ -194,11 +207,19 @@ internal sealed class CacheGuard
         !completed && cancellationToken.CanBeCanceled && !holdsCallerMemory;
 
     /// <summary>The window's verdict, and whether a connection is there: the hot path is two volatile reads.</summary>
-    private Entry Enter(CacheOperation operation)
+    private Entry Enter(CacheOperation operation, in Target target)
     {
         var gate = _controller.TryEnter();
         if (gate == WindowController.Gate.Proceed)
         {
+            if (operation == CacheOperation.Set && target is { Kind: InvalidationKind.CacheKey, Key: { } key } && _pending.Misses.IsMarked(key))
+            {
+                // Computed from a miss the cache made up: not applied, so the value Redis holds stays intact.
+                _pending.Misses.Clear(key);
+                _metrics.Skipped(operation);
+                return Entry.Fallback;
+            }
+
             return _connection.IsReady ? Entry.Proceed : Entry.NeedsConnection;
         }
 
@@ -207,25 +228,82 @@ internal sealed class CacheGuard
             StartProbe();
         }
 
-        return Skip(operation);
+        return Skip(operation, target);
     }
 
-    private Entry Skip(CacheOperation operation)
+    private Entry Skip(CacheOperation operation, in Target target)
     {
         _metrics.Skipped(operation);
+        Remember(operation, target);
         return _ignoreExceptions ? Entry.Fallback : throw CreateUnavailableException();
     }
 
-    private Attempt Begin(CacheOperation operation) => new(operation, _connection.Generation, _metrics.Start());
+    private Attempt Begin(CacheOperation operation, in Target target) => new(operation, target, _connection.Generation, _metrics.Start());
+
+    private void Succeeded(in Attempt attempt, CacheOutcome outcome)
+    {
+        if (attempt.Target is { Kind: InvalidationKind.CacheKey, Key: { } key } && attempt.Operation is CacheOperation.Get or CacheOperation.Set or CacheOperation.Remove)
+        {
+            // A real read, or a write that reached Redis: the key's value is no longer one made up from nothing.
+            _pending.Misses.Clear(key);
+        }
+
+        _metrics.Completed(attempt.Operation, outcome, attempt.StartTimestamp);
+    }
+
+    /// <summary>
+    /// What a call that did not certainly reach Redis leaves behind: a write (skipped, failed, or with an unknown
+    /// outcome) becomes an invalidation applied before Redis is used again; a read answered with a made-up miss marks
+    /// its key, so that a value computed from it does not overwrite the real one.
+    /// </summary>
+    private void Remember(CacheOperation operation, in Target target)
+    {
+        if (target.Key is not { } key)
+        {
+            return;
+        }
+
+        switch (operation)
+        {
+            case CacheOperation.Get when target.Kind == InvalidationKind.CacheKey:
+                Noted(_pending.Misses.Mark(key));
+                if (_invalidateReads)
+                {
+                    Noted(_pending.Record(InvalidationKind.CacheKey, key));
+                }
+
+                break;
+            case CacheOperation.Set when target.Kind == InvalidationKind.CacheKey && _pending.Misses.IsMarked(key):
+                // Computed from a made-up miss: void, not an intent to replace the real value.
+                _pending.Misses.Clear(key);
+                break;
+            case CacheOperation.Set or CacheOperation.Remove or CacheOperation.EvictByTag:
+                Noted(_pending.Record(target.Kind, key));
+                break;
+        }
+    }
+
+    private void Noted(RecordOutcome outcome)
+    {
+        if (outcome == RecordOutcome.OverflowStarted)
+        {
+            _metrics.InvalidationsDropped();
+            Log.InvalidationsDropped(_logger, _pending.Capacity, _pending.PurgeOnOverflow);
+        }
+        else if (outcome == RecordOutcome.Dropped)
+        {
+            _metrics.InvalidationsDropped();
+        }
+    }
 
     /// <summary>Waits for a connection (a cold start, a reconnect) for a synchronous caller; <see cref="TimeSpan.Zero"/> means "take the fallback".</summary>
-    private TimeSpan WaitForConnection(CacheOperation operation)
+    private TimeSpan WaitForConnection(CacheOperation operation, in Target target)
     {
         var started = _network.GetTimestamp();
         var ready = _connection.WaitReady(_operationTimeout, _controller.Released);
 
         // A synchronous call cannot be abandoned: it may call Redis only with a whole operation timeout left.
-        return AfterConnectionWait(operation, ready, started, canAbandon: false);
+        return AfterConnectionWait(operation, target, ready, started, canAbandon: false);
     }
 
     /// <summary>
@@ -233,7 +311,7 @@ internal sealed class CacheGuard
     /// then wait for Redis (<see cref="Timeout.InfiniteTimeSpan"/>: the client's own timeout is enough), or
     /// <see cref="TimeSpan.Zero"/> for "take the fallback".
     /// </summary>
-    private async ValueTask<TimeSpan> WaitForConnectionAsync(CacheOperation operation, bool holdsCallerMemory, CancellationToken cancellationToken)
+    private async ValueTask<TimeSpan> WaitForConnectionAsync(CacheOperation operation, Target target, bool holdsCallerMemory, CancellationToken cancellationToken)
     {
         var started = _network.GetTimestamp();
         bool ready;
@@ -249,10 +327,10 @@ internal sealed class CacheGuard
             ready = await _connection.WaitReadyAsync(_operationTimeout, _controller.Released).ConfigureAwait(false);
         }
 
-        return AfterConnectionWait(operation, ready, started, canAbandon: !holdsCallerMemory);
+        return AfterConnectionWait(operation, target, ready, started, canAbandon: !holdsCallerMemory);
     }
 
-    private TimeSpan AfterConnectionWait(CacheOperation operation, bool ready, long started, bool canAbandon)
+    private TimeSpan AfterConnectionWait(CacheOperation operation, in Target target, bool ready, long started, bool canAbandon)
     {
         var waited = _network.GetElapsedTime(started);
         if (ready && waited <= s_connectGrace)
@@ -272,7 +350,7 @@ internal sealed class CacheGuard
             var exception = _connection.ConnectFailure is { } failure && RedisErrorClassifier.Classify(failure) == RedisFailureKind.Authentication
                 ? failure
                 : RedisConnectPendingException.WaitedOutFor(_operationTimeout);
-            if (!Settle(Begin(operation), exception, pending: null, CancellationToken.None))
+            if (!Settle(Begin(operation, target), exception, pending: null, CancellationToken.None))
             {
                 throw exception;
             }
@@ -280,7 +358,7 @@ internal sealed class CacheGuard
             return TimeSpan.Zero;
         }
 
-        Skip(operation);
+        Skip(operation, target);
         return TimeSpan.Zero;
     }
 
@@ -297,6 +375,7 @@ internal sealed class CacheGuard
             // outcome count when it comes.
             ObserveAbandoned(pending, attempt);
             _metrics.Skipped(attempt.Operation);
+            Remember(attempt.Operation, attempt.Target);
             return _ignoreExceptions;
         }
 
@@ -318,6 +397,7 @@ internal sealed class CacheGuard
             return false;
         }
 
+        Remember(attempt.Operation, attempt.Target);
         RecordFailure(attempt, exception, kind);
         return _ignoreExceptions;
     }
@@ -413,9 +493,14 @@ internal sealed class CacheGuard
     private async Task ProbeAsync()
     {
         var generation = _connection.Generation;
+        ReplayResult? replay = null;
         try
         {
             await _connection.ProbeAsync(_operationTimeout).ConfigureAwait(false);
+
+            // What could not certainly reach Redis is applied before anyone else uses it: callers keep
+            // short-circuiting until the window closes below.
+            replay = await ReplayAsync().ConfigureAwait(false);
         }
         catch (Exception exception)
         {
@@ -430,18 +515,58 @@ internal sealed class CacheGuard
             return;
         }
 
+        if (replay is { } applied && (applied.KeysDeleted + applied.TagsEvicted + applied.KeysPurged > 0 || applied.Dropped > 0))
+        {
+            _metrics.Replayed(applied.Duration);
+            Log.InvalidationsApplied(_logger, applied.KeysDeleted, applied.TagsEvicted, applied.KeysPurged, applied.Duration.TotalMilliseconds, applied.Dropped);
+        }
+
         if (_controller.RecordProbeSuccess() is { } closed)
         {
+            // Records made by calls that failed while the replay ran: applied right away, off every caller's path.
+            if (_pending.Count > 0)
+            {
+                _ = CatchUpAsync();
+            }
+
             if (closed.WasOutage)
             {
                 _metrics.Transition(WindowController.Transition.Closed);
                 Log.WindowClosed(_logger, closed.Outage.TotalSeconds, closed.Skipped);
+                _controller.RaiseChanged(true);
                 Availability.RaiseClosed(_logger, closed.Outage, closed.Skipped);
             }
             else
             {
                 Log.BlipRecovered(_logger, closed.Outage.TotalMilliseconds, closed.Skipped);
             }
+        }
+    }
+
+    private Task<ReplayResult?> ReplayAsync() =>
+        _pending.Count == 0 && !_pending.Overflow.Overflowed
+            ? Task.FromResult<ReplayResult?>(null)
+            : ReplayCoreAsync();
+
+    private async Task<ReplayResult?> ReplayCoreAsync()
+    {
+        var database = _connection.Database ?? throw new RedisConnectPendingException("No Redis connection to apply the pending invalidations on.");
+        return await _pending.ReplayAsync(database, EvictTag).ConfigureAwait(false);
+    }
+
+    private async Task CatchUpAsync()
+    {
+        try
+        {
+            if (await ReplayAsync().ConfigureAwait(false) is { } applied)
+            {
+                _metrics.Replayed(applied.Duration);
+            }
+        }
+        catch (Exception exception)
+        {
+            // Kept for the next probe; the failure counts like any other (a suspicion to check, or an outage).
+            _ = Settle(Begin(CacheOperation.Ping, default), exception, pending: null, CancellationToken.None);
         }
     }
 
@@ -463,6 +588,11 @@ internal sealed class CacheGuard
             Log.WindowOpened(_logger, logged, operation.Name(), reason, _windowSeconds);
         }
 
+        if (transition == WindowController.Transition.Opened)
+        {
+            _controller.RaiseChanged(false);
+        }
+
         Availability.RaiseOpened(_logger, operation, exception, kind == RedisFailureKind.Authentication, transition == WindowController.Transition.Reopened);
     }
 
@@ -476,5 +606,8 @@ internal sealed class CacheGuard
         Fallback,
     }
 
-    private readonly record struct Attempt(CacheOperation Operation, int Generation, long StartTimestamp);
+    private readonly record struct Attempt(CacheOperation Operation, Target Target, int Generation, long StartTimestamp);
+
+    /// <summary>The key (or tag) an operation is about, and what kind it is; <c>default</c> for none (a PING).</summary>
+    internal readonly record struct Target(InvalidationKind Kind, string? Key);
 }

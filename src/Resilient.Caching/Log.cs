@@ -28,6 +28,8 @@ internal static partial class Log
     internal const int IdOutputCacheStoreNotInUse = 13;
     internal const int IdFailureSuspected = 20;
     internal const int IdBlipRecovered = 21;
+    internal const int IdInvalidationsApplied = 22;
+    internal const int IdInvalidationsDropped = 23;
     internal const int IdEventHandlerFailed = 30;
 
     public static void WindowOpened(ILogger logger, Exception? exception, string operation, string reason, double windowSeconds)
@@ -94,7 +96,7 @@ internal static partial class Log
         }
     }
 
-    [LoggerMessage(LogLevel.Warning, "Output-cache eviction of tag '{Tag}' was skipped because Redis is unavailable; entries with that tag may be served until they expire.",
+    [LoggerMessage(LogLevel.Warning, "Output-cache eviction of tag '{Tag}' could not reach Redis; it is applied when Redis is back, before the cache is used again (unless more writes fail than MaxPendingInvalidations remembers).",
         EventName = "TagEvictionSkipped", EventId = IdTagEvictionSkipped)]
     public static partial void TagEvictionSkipped(ILogger logger, string tag);
 
@@ -165,6 +167,14 @@ internal static partial class Log
     [LoggerMessage(LogLevel.Warning, "Connecting to Redis failed: {Reason}. The cache keeps working without Redis and tries again after the unavailable window.",
         EventName = "ConnectFailed", EventId = IdConnectFailed)]
     private static partial void ConnectFailedCore(ILogger logger, Exception? exception, string reason);
+
+    [LoggerMessage(LogLevel.Information, "Applied what the outage left pending before using Redis again: {KeysDeleted} keys deleted, {TagsEvicted} tags evicted, {KeysPurged} keys purged, in {Milliseconds:0} ms ({Dropped} writes had not been remembered).",
+        EventName = "InvalidationsApplied", EventId = IdInvalidationsApplied)]
+    public static partial void InvalidationsApplied(ILogger logger, long keysDeleted, long tagsEvicted, long keysPurged, double milliseconds, long dropped);
+
+    [LoggerMessage(LogLevel.Error, "More than {Capacity} writes could not reach Redis during this outage: the ones past that are not remembered, so their old values may be served after it (instance purge on recovery: {Purge}). Raise MaxPendingInvalidations, or turn PurgeInstanceOnOverflow on.",
+        EventName = "InvalidationsDropped", EventId = IdInvalidationsDropped)]
+    public static partial void InvalidationsDropped(ILogger logger, int capacity, bool purge);
 
     [LoggerMessage(LogLevel.Warning, "A handler of CacheAvailability.{Event} threw; the cache carries on.",
         EventName = "EventHandlerFailed", EventId = IdEventHandlerFailed)]

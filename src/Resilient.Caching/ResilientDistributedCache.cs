@@ -1,6 +1,7 @@
 using System.Buffers;
 using Microsoft.Extensions.Caching.Distributed;
 using Resilient.Caching.Connection;
+using Resilient.Caching.Recovery;
 
 namespace Resilient.Caching;
 
@@ -38,7 +39,7 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
     public byte[]? Get(string key)
     {
         ArgumentNullException.ThrowIfNull(key);
-        return _guard.Run(CacheOperation.Get, (cache: this, key), static s => s.cache.Inner.Get(s.key), s_valueOutcome, null);
+        return _guard.Run(CacheOperation.Get, new(InvalidationKind.CacheKey, key), (cache: this, key), static s => s.cache.Inner.Get(s.key), s_valueOutcome, null);
     }
 
     /// <inheritdoc />
@@ -49,7 +50,7 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
             return Task.FromException<byte[]?>(new ArgumentNullException(nameof(key)));
         }
 
-        return AsTask(_guard.RunAsync(CacheOperation.Get, (cache: this, key),
+        return AsTask(_guard.RunAsync(CacheOperation.Get, new(InvalidationKind.CacheKey, key), (cache: this, key),
             static (s, ct) => new ValueTask<byte[]?>(s.cache.Inner.GetAsync(s.key, ct)), s_valueOutcome, null, token));
     }
 
@@ -58,7 +59,7 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
     {
         // The destination is not checked, as by the stock provider: a miss never touches it.
         ArgumentNullException.ThrowIfNull(key);
-        return _guard.Run(CacheOperation.Get, (cache: this, key, destination), static s => s.cache.Inner.TryGet(s.key, s.destination), s_foundOutcome, false);
+        return _guard.Run(CacheOperation.Get, new(InvalidationKind.CacheKey, key), (cache: this, key, destination), static s => s.cache.Inner.TryGet(s.key, s.destination), s_foundOutcome, false);
     }
 
     /// <inheritdoc />
@@ -69,7 +70,7 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
             return ValueTask.FromException<bool>(new ArgumentNullException(nameof(key)));
         }
 
-        return _guard.RunAsync(CacheOperation.Get, (cache: this, key, destination),
+        return _guard.RunAsync(CacheOperation.Get, new(InvalidationKind.CacheKey, key), (cache: this, key, destination),
             static (s, ct) => s.cache.Inner.TryGetAsync(s.key, s.destination, ct), s_foundOutcome, false, token, holdsCallerMemory: true);
     }
 
@@ -82,7 +83,7 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
             throw invalid;
         }
 
-        _guard.Run(CacheOperation.Set, (cache: this, key, value, options),
+        _guard.Run(CacheOperation.Set, new(InvalidationKind.CacheKey, key), (cache: this, key, value, options),
             static s => { s.cache.Inner.Set(s.key, s.value, s.options); return true; }, s_writeOutcome, false);
     }
 
@@ -97,7 +98,7 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
             return Task.FromException(invalid);
         }
 
-        return _guard.RunAsync(CacheOperation.Set, (cache: this, key, value, options),
+        return _guard.RunAsync(CacheOperation.Set, new(InvalidationKind.CacheKey, key), (cache: this, key, value, options),
             static (s, ct) => new ValueTask(s.cache.Inner.SetAsync(s.key, s.value, s.options, ct)), token).AsTask();
     }
 
@@ -109,7 +110,7 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
             throw invalid;
         }
 
-        _guard.Run(CacheOperation.Set, (cache: this, key, value, options),
+        _guard.Run(CacheOperation.Set, new(InvalidationKind.CacheKey, key), (cache: this, key, value, options),
             static s => { s.cache.Inner.Set(s.key, s.value, s.options); return true; }, s_writeOutcome, false);
     }
 
@@ -121,7 +122,7 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
             return ValueTask.FromException(invalid);
         }
 
-        return _guard.RunAsync(CacheOperation.Set, (cache: this, key, value, options),
+        return _guard.RunAsync(CacheOperation.Set, new(InvalidationKind.CacheKey, key), (cache: this, key, value, options),
             static (s, ct) => s.cache.Inner.SetAsync(s.key, s.value, s.options, ct), token, holdsCallerMemory: true);
     }
 
@@ -131,7 +132,7 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
     public void Refresh(string key)
     {
         ArgumentNullException.ThrowIfNull(key);
-        _guard.Run(CacheOperation.Refresh, (cache: this, key), static s => { s.cache.Inner.Refresh(s.key); return true; }, s_writeOutcome, false);
+        _guard.Run(CacheOperation.Refresh, default, (cache: this, key), static s => { s.cache.Inner.Refresh(s.key); return true; }, s_writeOutcome, false);
     }
 
     /// <inheritdoc />
@@ -142,14 +143,14 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
             return Task.FromException(new ArgumentNullException(nameof(key)));
         }
 
-        return _guard.RunAsync(CacheOperation.Refresh, (cache: this, key), static (s, ct) => new ValueTask(s.cache.Inner.RefreshAsync(s.key, ct)), token).AsTask();
+        return _guard.RunAsync(CacheOperation.Refresh, default, (cache: this, key), static (s, ct) => new ValueTask(s.cache.Inner.RefreshAsync(s.key, ct)), token).AsTask();
     }
 
     /// <inheritdoc />
     public void Remove(string key)
     {
         ArgumentNullException.ThrowIfNull(key);
-        _guard.Run(CacheOperation.Remove, (cache: this, key), static s => { s.cache.Inner.Remove(s.key); return true; }, s_writeOutcome, false);
+        _guard.Run(CacheOperation.Remove, new(InvalidationKind.CacheKey, key), (cache: this, key), static s => { s.cache.Inner.Remove(s.key); return true; }, s_writeOutcome, false);
     }
 
     /// <inheritdoc />
@@ -160,7 +161,7 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
             return Task.FromException(new ArgumentNullException(nameof(key)));
         }
 
-        return _guard.RunAsync(CacheOperation.Remove, (cache: this, key), static (s, ct) => new ValueTask(s.cache.Inner.RemoveAsync(s.key, ct)), token).AsTask();
+        return _guard.RunAsync(CacheOperation.Remove, new(InvalidationKind.CacheKey, key), (cache: this, key), static (s, ct) => new ValueTask(s.cache.Inner.RemoveAsync(s.key, ct)), token).AsTask();
     }
 
     /// <summary>Disposes the inner cache when the connection is the application's (as the stock provider would).</summary>

@@ -89,6 +89,28 @@ public class ResilientRedisCacheOptions : RedisCacheOptions
     /// <value>The default value is <see langword="false"/>. Environment variable: <c>REDIS_CACHE_PURGE_INSTANCE_ON_OVERFLOW</c>.</value>
     public bool PurgeInstanceOnOverflow { get; set; }
 
+    /// <summary>
+    /// Gets or sets whether replies are read and commands written on threads the Redis client owns (two per
+    /// connection) instead of the application's thread pool, so that an application starving its own pool (sync over
+    /// async, blocking I/O) does not make a healthy Redis look dead. It is StackExchange.Redis's process-wide
+    /// <c>DedicatedThreads</c> feature flag, turned on when the first connection is made: other multiplexers the
+    /// application creates afterwards get it too. It costs about 180 bytes per call.
+    /// </summary>
+    /// <value>The default value is <see langword="true"/>. Environment variable: <c>REDIS_CACHE_DEDICATED_THREADS</c>.</value>
+    public bool DedicatedThreads { get; set; } = true;
+
+    /// <summary>
+    /// Gets or sets whether every key read during an outage (answered with a made-up miss) is deleted when Redis is
+    /// back, as if the application had removed it: what the application saw during the outage (nothing) is what it
+    /// finds after it. This is what keeps a sign-out during the outage a sign-out: cookie authentication whose ticket
+    /// read was a made-up miss, and <c>Session.Clear()</c> on a session read so, write nothing at all. The price: every
+    /// session, ticket and entry read during the outage is gone afterwards (its users sign in again). Off, such keys
+    /// keep their values, and a write computed from the made-up miss is not applied (the stored value stays intact),
+    /// but a sign-out during the outage may be undone once Redis is back.
+    /// </summary>
+    /// <value>The default value is <see langword="true"/>. Environment variable: <c>REDIS_CACHE_INVALIDATE_KEYS_READ_DURING_OUTAGE</c>.</value>
+    public bool InvalidateKeysReadDuringOutage { get; set; } = true;
+
     /// <summary>Where each setting got its value (setting path → source), for error messages.</summary>
     internal Dictionary<string, string> Sources { get; } = new(StringComparer.Ordinal);
 

@@ -8,6 +8,7 @@ using Microsoft.Extensions.Options;
 using Resilient.Caching.Configuration;
 using Resilient.Caching.Connection;
 using Resilient.Caching.Diagnostics;
+using Resilient.Caching.Recovery;
 
 namespace Resilient.Caching;
 
@@ -33,8 +34,10 @@ internal sealed class ResilientRedisCacheServices : IDisposable
         // Waits for the network run on real time: an application's test clock must not stop a connect or a PING from timing out.
         Connection = new RedisConnection(Options, Logger, TimeProvider.System);
         services.GetService<ResilientRedisConnections>()?.Track(Name, Connection);
-        Metrics = new ResilientCacheMetrics(services.GetService<IMeterFactory>(), Controller, Name);
-        Guard = new CacheGuard(Controller, Connection, Metrics, Logger, Options.IgnoreExceptions, Options.LogIgnoredExceptions, Options.OperationTimeout);
+        Pending = new PendingInvalidations(Options.MaxPendingInvalidations, Options.InstanceName, Options.PurgeInstanceOnOverflow, MadeUpMissLifetime, TimeProvider);
+        Metrics = new ResilientCacheMetrics(services.GetService<IMeterFactory>(), Controller, Pending, Name);
+        Guard = new CacheGuard(Controller, Connection, Metrics, Logger, Options.IgnoreExceptions, Options.LogIgnoredExceptions, Options.OperationTimeout,
+            Pending, Options.InvalidateKeysReadDuringOutage);
         Guard.Availability.Name = Name;
     }
 
@@ -54,6 +57,12 @@ internal sealed class ResilientRedisCacheServices : IDisposable
     public CacheAvailability Availability => Guard.Availability;
 
     internal WindowController Controller { get; }
+
+    /// <summary>What the outages left pending, applied by the probe before Redis is used again.</summary>
+    internal PendingInvalidations Pending { get; }
+
+    /// <summary>How long a key read with a made-up miss stays marked (a request that read it has long ended by then).</summary>
+    internal static TimeSpan MadeUpMissLifetime { get; } = TimeSpan.FromMinutes(5);
 
     public ResilientCacheMetrics Metrics { get; }
 

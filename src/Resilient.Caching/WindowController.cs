@@ -44,6 +44,9 @@ internal sealed class WindowController : IDisposable
     /// <summary>Raised after an outage begins (<see langword="false"/>) or ends (<see langword="true"/>); blips raise nothing.</summary>
     public event Action<bool>? Changed;
 
+    /// <summary>Raises <see cref="Changed"/>: by the guard, once the transition is logged, so that whoever listens finds the log line written.</summary>
+    public void RaiseChanged(bool available) => Changed?.Invoke(available);
+
     public TimeSpan Window { get; }
 
     public TimeProvider TimeProvider => _timeProvider;
@@ -195,11 +198,6 @@ internal sealed class WindowController : IDisposable
         }
 
         release?.Cancel();
-        if (transition == Transition.Opened)
-        {
-            Changed?.Invoke(false);
-        }
-
         return transition;
     }
 
@@ -222,11 +220,6 @@ internal sealed class WindowController : IDisposable
             {
                 Volatile.Write(ref _opened, new CancellationTokenSource());
             }
-        }
-
-        if (result.Item3)
-        {
-            Changed?.Invoke(true);
         }
 
         return result;

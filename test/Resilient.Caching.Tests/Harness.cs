@@ -21,6 +21,8 @@ internal sealed class CountingConnection : IGuardedConnection
 
     public Exception? ConnectFailure => null;
 
+    public StackExchange.Redis.IDatabase? Database { get; set; }
+
     /// <summary>What a probe does; by default it succeeds.</summary>
     public Func<Task> Probe { get; set; } = static () => Task.CompletedTask;
 
@@ -40,11 +42,12 @@ internal sealed class CountingConnection : IGuardedConnection
 /// <summary>The decorator over a <see cref="ChaosCache"/>, with fake time, a fake logger and a counting connection.</summary>
 internal sealed class Harness : IDisposable
 {
-    public Harness(bool ignoreExceptions = true, bool logIgnoredExceptions = true, TimeSpan? window = null)
+    public Harness(bool ignoreExceptions = true, bool logIgnoredExceptions = true, TimeSpan? window = null, bool invalidateKeysReadDuringOutage = false, int maxPending = 1000)
     {
         Controller = new WindowController(Time, window ?? TimeSpan.FromSeconds(30), OperationTimeout);
         Metrics = new ResilientCacheMetrics(meterFactory: null, Controller);
-        Guard = new CacheGuard(Controller, Connection, Metrics, Logger, ignoreExceptions, logIgnoredExceptions, OperationTimeout);
+        Pending = new Resilient.Caching.Recovery.PendingInvalidations(maxPending, "app:", purgeOnOverflow: false, TimeSpan.FromMinutes(5), Time);
+        Guard = new CacheGuard(Controller, Connection, Metrics, Logger, ignoreExceptions, logIgnoredExceptions, OperationTimeout, Pending, invalidateKeysReadDuringOutage);
         Availability = Guard.Availability;
         Guard.IsThreadPoolStarved = () => ThreadPoolStarved;
 
@@ -72,6 +75,8 @@ internal sealed class Harness : IDisposable
     public CacheAvailability Availability { get; }
 
     internal WindowController Controller { get; }
+
+    internal Resilient.Caching.Recovery.PendingInvalidations Pending { get; }
 
     /// <summary>What the guard is told about the thread pool when a call times out.</summary>
     public bool ThreadPoolStarved { get; set; }

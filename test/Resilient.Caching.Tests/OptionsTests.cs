@@ -27,6 +27,8 @@ public sealed class OptionsTests
         Assert.Equal(TimeSpan.FromSeconds(30), options.UnavailableWindow);
         Assert.True(options.IgnoreExceptions);
         Assert.True(options.LogIgnoredExceptions);
+        Assert.True(options.DedicatedThreads);
+        Assert.True(options.InvalidateKeysReadDuringOutage);
     }
 
     [Fact]
@@ -104,6 +106,8 @@ public sealed class OptionsTests
                 ["REDIS_CACHE_UNAVAILABLE_WINDOW"] = "12",
                 ["REDIS_CACHE_IGNORE_EXCEPTIONS"] = "false",
                 ["REDIS_CACHE_LOG_IGNORED_EXCEPTIONS"] = "FALSE",
+                ["REDIS_CACHE_DEDICATED_THREADS"] = "off",
+                ["REDIS_CACHE_INVALIDATE_KEYS_READ_DURING_OUTAGE"] = "no",
             },
             o => o.Configuration = "localhost");
 
@@ -116,6 +120,8 @@ public sealed class OptionsTests
         Assert.Equal(TimeSpan.FromSeconds(12), options.UnavailableWindow);
         Assert.False(options.IgnoreExceptions);
         Assert.False(options.LogIgnoredExceptions);
+        Assert.False(options.DedicatedThreads);
+        Assert.False(options.InvalidateKeysReadDuringOutage);
     }
 
     [Theory]

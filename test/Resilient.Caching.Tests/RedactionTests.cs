@@ -80,7 +80,7 @@ public sealed class RedactionTests
         using var factory = LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Trace).AddProvider(sink));
         var logger = factory.CreateLogger<ResilientDistributedCache>();
         using var h = new Harness();
-        var guard = new CacheGuard(h.Controller, h.Connection, h.Metrics, logger, ignoreExceptions: true, logIgnoredExceptions: true, Harness.OperationTimeout);
+        var guard = new CacheGuard(h.Controller, h.Connection, h.Metrics, logger, ignoreExceptions: true, logIgnoredExceptions: true, Harness.OperationTimeout, h.Pending);
         var cache = new ResilientDistributedCache(guard, h.Connection, () => h.Inner, disposeInner: false);
         var ct = TestContext.Current.CancellationToken;
 

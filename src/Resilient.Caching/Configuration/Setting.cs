@@ -34,6 +34,8 @@ internal sealed class Setting
         new("LogIgnoredExceptions", "REDIS_CACHE_LOG_IGNORED_EXCEPTIONS", SettingKind.Boolean, o => o.LogIgnoredExceptions, (o, v) => o.LogIgnoredExceptions = (bool)v),
         new("MaxPendingInvalidations", "REDIS_CACHE_MAX_PENDING_INVALIDATIONS", SettingKind.RecordCount, o => o.MaxPendingInvalidations, (o, v) => o.MaxPendingInvalidations = (int)v),
         new("PurgeInstanceOnOverflow", "REDIS_CACHE_PURGE_INSTANCE_ON_OVERFLOW", SettingKind.Boolean, o => o.PurgeInstanceOnOverflow, (o, v) => o.PurgeInstanceOnOverflow = (bool)v),
+        new("DedicatedThreads", "REDIS_CACHE_DEDICATED_THREADS", SettingKind.Boolean, o => o.DedicatedThreads, (o, v) => o.DedicatedThreads = (bool)v),
+        new("InvalidateKeysReadDuringOutage", "REDIS_CACHE_INVALIDATE_KEYS_READ_DURING_OUTAGE", SettingKind.Boolean, o => o.InvalidateKeysReadDuringOutage, (o, v) => o.InvalidateKeysReadDuringOutage = (bool)v),
     ];
 
     /// <summary>Gets the path under the configuration section, e.g. <c>TcpKeepAlive:Idle</c>.</summary>

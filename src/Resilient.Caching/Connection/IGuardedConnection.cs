@@ -12,6 +12,9 @@ internal interface IGuardedConnection
     /// <summary>Gets why the latest connection attempt is not connected, when the client said (refused credentials, for one).</summary>
     Exception? ConnectFailure { get; }
 
+    /// <summary>Gets the database of the connected multiplexer, if there is one (the probe applies pending invalidations on it).</summary>
+    StackExchange.Redis.IDatabase? Database { get; }
+
     /// <summary>Gets a value indicating whether a connected multiplexer is there to hand out (one volatile read).</summary>
     bool IsReady { get; }
 

@@ -55,7 +55,10 @@ internal sealed class RedisConnection : IGuardedConnection, IDisposable
             // Replies are read and written on threads the client owns, not on the application's thread pool: an
             // application that starves its pool (sync over async, blocking I/O) must not make a healthy Redis look
             // dead. A process-wide switch of StackExchange.Redis 3.x, read when a connection is made.
-            ConnectionMultiplexer.SetFeatureFlag(DedicatedThreadsFlag, true);
+            if (options.DedicatedThreads)
+            {
+                ConnectionMultiplexer.SetFeatureFlag(DedicatedThreadsFlag, true);
+            }
         }
     }
 
@@ -69,6 +72,8 @@ internal sealed class RedisConnection : IGuardedConnection, IDisposable
     public bool IsReady => Volatile.Read(ref _ready) is not null;
 
     public Exception? ConnectFailure => Volatile.Read(ref _connectFailure);
+
+    public IDatabase? Database => Volatile.Read(ref _ready) is { IsCompletedSuccessfully: true } ready ? ready.Result.GetDatabase() : null;
 
     /// <summary>The redacted effective configuration string (no password), for the settings log line.</summary>
     public string? RedactedConfiguration => _configuration?.ToString(includePassword: false);
@@ -84,60 +89,46 @@ internal sealed class RedisConnection : IGuardedConnection, IDisposable
     public async ValueTask<bool> WaitReadyAsync(TimeSpan timeout, CancellationToken released)
     {
         var started = _timeProvider.GetTimestamp();
-        while (!TryMarkReady(GetOrCreate()))
+        while (NextWait(started, timeout, released) is { } wait)
         {
-            var left = timeout - _timeProvider.GetElapsedTime(started);
-            if (left <= TimeSpan.Zero || released.IsCancellationRequested || CredentialsRefused)
-            {
-                return false;
-            }
-
-            var connecting = GetOrCreate();
             try
             {
-                // A multiplexer that is not connected reconnects on its own: look again shortly.
-                await (connecting.IsCompleted ? Task.Delay(Min(left, s_readyPoll), _timeProvider, released) : connecting.WaitAsync(left, _timeProvider, released))
-                    .ConfigureAwait(false);
+                await (wait.Connecting.IsCompleted
+                    ? Task.Delay(wait.For, _timeProvider, released)
+                    : wait.Connecting.WaitAsync(wait.For, _timeProvider, released)).ConfigureAwait(false);
             }
-            catch (Exception exception) when (exception is TimeoutException or OperationCanceledException || connecting.IsFaulted)
+            catch (Exception exception) when (exception is TimeoutException or OperationCanceledException || wait.Connecting.IsFaulted)
             {
-                // Look at the state again: the loop decides.
+                // Look at the state again: NextWait decides.
             }
         }
 
-        return true;
+        return IsReady;
     }
 
     public bool WaitReady(TimeSpan timeout, CancellationToken released)
     {
         var started = _timeProvider.GetTimestamp();
-        while (!TryMarkReady(GetOrCreate()))
+        while (NextWait(started, timeout, released) is { } wait)
         {
-            var left = timeout - _timeProvider.GetElapsedTime(started);
-            if (left <= TimeSpan.Zero || released.IsCancellationRequested || CredentialsRefused)
-            {
-                return false;
-            }
-
-            var connecting = GetOrCreate();
             try
             {
-                if (connecting.IsCompleted)
+                if (wait.Connecting.IsCompleted)
                 {
-                    released.WaitHandle.WaitOne(Min(left, s_readyPoll));
+                    released.WaitHandle.WaitOne(wait.For);
                 }
                 else
                 {
-                    connecting.Wait(Min(left, TimeSpan.FromMilliseconds(int.MaxValue - 1)), released);
+                    wait.Connecting.Wait(wait.For, released);
                 }
             }
-            catch (Exception exception) when (exception is OperationCanceledException || connecting.IsFaulted)
+            catch (Exception exception) when (exception is OperationCanceledException || wait.Connecting.IsFaulted)
             {
-                // Look at the state again: the loop decides.
+                // Look at the state again: NextWait decides.
             }
         }
 
-        return true;
+        return IsReady;
     }
 
     public async Task ProbeAsync(TimeSpan budget)
@@ -316,6 +307,28 @@ internal sealed class RedisConnection : IGuardedConnection, IDisposable
 
             return current;
         }
+    }
+
+    /// <summary>
+    /// The one decision of both waits: null when there is nothing more to wait for (connected, out of time, released,
+    /// or the credentials were refused), otherwise what to wait on and for how long. A multiplexer that exists but is
+    /// not connected reconnects on its own: look again shortly.
+    /// </summary>
+    private (Task<IConnectionMultiplexer> Connecting, TimeSpan For)? NextWait(long started, TimeSpan timeout, CancellationToken released)
+    {
+        var connecting = GetOrCreate();
+        if (TryMarkReady(connecting))
+        {
+            return null;
+        }
+
+        var left = timeout - _timeProvider.GetElapsedTime(started);
+        if (left <= TimeSpan.Zero || released.IsCancellationRequested || CredentialsRefused)
+        {
+            return null;
+        }
+
+        return (connecting, connecting.IsCompleted ? Min(left, s_readyPoll) : left);
     }
 
     // Waiting longer will not help: the same credentials will be refused again.

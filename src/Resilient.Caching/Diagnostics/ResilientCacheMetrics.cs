@@ -18,6 +18,9 @@ internal sealed class ResilientCacheMetrics : IDisposable
     public const string OutcomeTag = "resilient_caching.outcome";
     public const string TransitionTag = "resilient_caching.window.transition";
     public const string CacheTag = "resilient_caching.cache";
+    public const string PendingName = "resilient_caching.invalidations.pending";
+    public const string DroppedName = "resilient_caching.invalidations.dropped";
+    public const string ReplayDurationName = "resilient_caching.invalidations.replay.duration";
 
     private static readonly string[] s_operations = ["get", "set", "refresh", "remove", "evict_by_tag", "ping"];
     private static readonly string[] s_outcomes = ["hit", "miss", "write", "skipped", "error"];
@@ -27,17 +30,20 @@ internal sealed class ResilientCacheMetrics : IDisposable
     private readonly Counter<long> _operations;
     private readonly Histogram<double> _duration;
     private readonly Counter<long> _transitions;
+    private readonly Counter<long> _dropped;
+    private readonly Histogram<double> _replayDuration;
     private readonly KeyValuePair<string, object?> _cacheTag;
-    private readonly AvailabilityGauge _gauge;
+    private readonly Gauges _gauges;
 
     // The meter factory hands every cache the same meter, and a meter keeps the first of two instruments of one
-    // name: one gauge per meter reports every cache on it.
-    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Meter, AvailabilityGauge> s_gauges = [];
+    // name: one set of gauges per meter reports every cache on it.
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Meter, Gauges> s_gauges = [];
 
     /// <param name="meterFactory">The application's meter factory, if any.</param>
     /// <param name="availability">The window, for the availability gauge.</param>
+    /// <param name="pending">The pending invalidations, for their gauge.</param>
     /// <param name="cacheName">The cache's name on every measurement: <c>"default"</c>, or the service key of a keyed registration.</param>
-    public ResilientCacheMetrics(IMeterFactory? meterFactory, WindowController availability, string cacheName = CacheAvailability.DefaultName)
+    public ResilientCacheMetrics(IMeterFactory? meterFactory, WindowController availability, Recovery.PendingInvalidations? pending = null, string cacheName = CacheAvailability.DefaultName)
     {
         _ownsMeter = meterFactory is null;
         _cacheTag = new KeyValuePair<string, object?>(CacheTag, cacheName);
@@ -46,8 +52,10 @@ internal sealed class ResilientCacheMetrics : IDisposable
         _duration = _meter.CreateHistogram<double>(DurationName, "s", "Duration of cache operations that called Redis.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
         _transitions = _meter.CreateCounter<long>(TransitionsName, "{transition}", "Unavailable-window transitions (opened, reopened, closed).");
-        _gauge = s_gauges.GetValue(_meter, static meter => new AvailabilityGauge(meter));
-        _gauge.Add(this, availability);
+        _dropped = _meter.CreateCounter<long>(DroppedName, "{write}", "Writes that could not reach Redis and could not be remembered either (the bound was reached).");
+        _replayDuration = _meter.CreateHistogram<double>(ReplayDurationName, "s", "How long applying the pending invalidations took before Redis was used again.");
+        _gauges = s_gauges.GetValue(_meter, static meter => new Gauges(meter));
+        _gauges.Add(this, availability, pending);
     }
 
     /// <summary>Returns a start timestamp only when someone listens to durations, so the hot path pays nothing otherwise.</summary>
@@ -95,28 +103,48 @@ internal sealed class ResilientCacheMetrics : IDisposable
         }
     }
 
+    public void InvalidationsDropped()
+    {
+        if (_dropped.Enabled)
+        {
+            _dropped.Add(1, _cacheTag);
+        }
+    }
+
+    public void Replayed(TimeSpan duration)
+    {
+        if (_replayDuration.Enabled)
+        {
+            _replayDuration.Record(duration.TotalSeconds, _cacheTag);
+        }
+    }
+
     public void Dispose()
     {
-        _gauge.Remove(this);
+        _gauges.Remove(this);
         if (_ownsMeter)
         {
             _meter.Dispose();
         }
     }
 
-    private sealed class AvailabilityGauge
+    /// <summary>The observable gauges of every cache on one meter: availability, and pending invalidations where they are kept.</summary>
+    private sealed class Gauges
     {
         private readonly Lock _lock = new();
-        private readonly List<(ResilientCacheMetrics Metrics, WindowController Window)> _caches = [];
+        private readonly List<(ResilientCacheMetrics Metrics, WindowController Window, Recovery.PendingInvalidations? Pending)> _caches = [];
 
-        public AvailabilityGauge(Meter meter) =>
-            meter.CreateObservableGauge(AvailabilityName, Observe, "1", "1 while Redis is in use, 0 while the unavailable window is open.");
+        public Gauges(Meter meter)
+        {
+            meter.CreateObservableGauge(AvailabilityName, ObserveAvailability, "1", "1 while Redis is in use, 0 while the unavailable window is open.");
+            meter.CreateObservableGauge(PendingName, ObservePending, "{invalidation}", "Writes that may not have reached Redis, to be applied as deletions or evictions when it is back.");
+        }
 
-        public void Add(ResilientCacheMetrics metrics, WindowController window)
+        public void Add(ResilientCacheMetrics metrics, WindowController window, Recovery.PendingInvalidations? pending)
         {
             lock (_lock)
             {
-                _caches.Add((metrics, window));
+                _caches.Add((metrics, window, pending));
             }
         }
 
@@ -128,11 +156,19 @@ internal sealed class ResilientCacheMetrics : IDisposable
             }
         }
 
-        private List<Measurement<int>> Observe()
+        private List<Measurement<int>> ObserveAvailability()
         {
             lock (_lock)
             {
                 return [.. _caches.Select(static c => new Measurement<int>(c.Window.IsAvailable ? 1 : 0, c.Metrics._cacheTag))];
+            }
+        }
+
+        private List<Measurement<int>> ObservePending()
+        {
+            lock (_lock)
+            {
+                return [.. _caches.Where(static c => c.Pending is not null).Select(static c => new Measurement<int>(c.Pending!.Count, c.Metrics._cacheTag))];
             }
         }
     }

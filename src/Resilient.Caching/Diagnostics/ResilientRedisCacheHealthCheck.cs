@@ -17,6 +17,8 @@ internal sealed class ResilientRedisCacheHealthCheck(ResilientRedisCacheServices
     internal const string LastErrorKey = "last_error";
     internal const string OutagesKey = "outages";
     internal const string PingKey = "ping_ms";
+    internal const string PendingKey = "pending_invalidations";
+    internal const string DroppedKey = "dropped_invalidations";
 
     private static readonly Func<bool, CacheOutcome> s_pingOutcome = static _ => CacheOutcome.Hit;
 
@@ -28,7 +30,7 @@ internal sealed class ResilientRedisCacheHealthCheck(ResilientRedisCacheServices
         Exception? error = null;
         try
         {
-            answered = await services.Guard.RunAsync(CacheOperation.Ping, services, static (s, _) => PingAsync(s), s_pingOutcome, false, cancellationToken)
+            answered = await services.Guard.RunAsync(CacheOperation.Ping, default, services, static (s, _) => PingAsync(s), s_pingOutcome, false, cancellationToken)
                 .ConfigureAwait(false);
         }
         catch (Exception exception) when (exception is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
@@ -48,6 +50,8 @@ internal sealed class ResilientRedisCacheHealthCheck(ResilientRedisCacheServices
                 {
                     [PingKey] = Math.Round(elapsed, 1),
                     [OutagesKey] = availability.Outages,
+                    [PendingKey] = availability.PendingInvalidations,
+                    [DroppedKey] = availability.DroppedInvalidations,
                 });
         }
 
@@ -58,6 +62,8 @@ internal sealed class ResilientRedisCacheHealthCheck(ResilientRedisCacheServices
             [OutageKey] = Math.Round(availability.OutageDuration.TotalSeconds, 1),
             [SkippedKey] = availability.SkippedOperations,
             [OutagesKey] = availability.Outages,
+            [PendingKey] = availability.PendingInvalidations,
+            [DroppedKey] = availability.DroppedInvalidations,
         };
         if (lastError is not null)
         {

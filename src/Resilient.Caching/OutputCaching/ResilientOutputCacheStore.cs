@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.OutputCaching.StackExchangeRedis;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Resilient.Caching.Connection;
+using Resilient.Caching.Recovery;
 using StackExchange.Redis;
 
 namespace Resilient.Caching.OutputCaching;
@@ -53,14 +54,19 @@ internal sealed class ResilientOutputCacheStore : IOutputCacheStore, IOutputCach
                 + "ConfigurationOptions or ConnectionMultiplexerFactory there, not in the output-cache options.");
         }
 
-        return new ResilientOutputCacheStore(services.Guard, services.Connection, generation => CreateStock(services, template, generation));
+        // Its entries and tags live under its own prefix; tag evictions skipped during an outage are replayed through
+        // the stock store, which knows which entries carry a tag.
+        services.Pending.UseOutputCache(template.InstanceName);
+        var store = new ResilientOutputCacheStore(services.Guard, services.Connection, generation => CreateStock(services, template, generation));
+        services.Guard.EvictTag = store.EvictTagInnerAsync;
+        return store;
     }
 
     /// <inheritdoc />
     public ValueTask<byte[]?> GetAsync(string key, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(key);
-        return _guard.RunAsync(CacheOperation.Get, (store: this, key),
+        return _guard.RunAsync(CacheOperation.Get, new(InvalidationKind.OutputCacheEntry, key), (store: this, key),
             static (s, ct) => s.store.Inner.Store.GetAsync(s.key, ct), s_valueOutcome, null, cancellationToken);
     }
 
@@ -69,7 +75,7 @@ internal sealed class ResilientOutputCacheStore : IOutputCacheStore, IOutputCach
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(destination);
-        return _guard.RunAsync(CacheOperation.Get, (store: this, key, destination),
+        return _guard.RunAsync(CacheOperation.Get, new(InvalidationKind.OutputCacheEntry, key), (store: this, key, destination),
             static (s, ct) => s.store.Inner.BufferStore.TryGetAsync(s.key, s.destination, ct), s_foundOutcome, false, cancellationToken, holdsCallerMemory: true);
     }
 
@@ -78,7 +84,7 @@ internal sealed class ResilientOutputCacheStore : IOutputCacheStore, IOutputCach
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(value);
-        return _guard.RunAsync(CacheOperation.Set, (store: this, key, value, tags, validFor),
+        return _guard.RunAsync(CacheOperation.Set, new(InvalidationKind.OutputCacheEntry, key), (store: this, key, value, tags, validFor),
             static (s, ct) => s.store.Inner.Store.SetAsync(s.key, s.value, s.tags, s.validFor, ct), cancellationToken);
     }
 
@@ -86,7 +92,7 @@ internal sealed class ResilientOutputCacheStore : IOutputCacheStore, IOutputCach
     public ValueTask SetAsync(string key, ReadOnlySequence<byte> value, ReadOnlyMemory<string> tags, TimeSpan validFor, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(key);
-        return _guard.RunAsync(CacheOperation.Set, (store: this, key, value, tags, validFor),
+        return _guard.RunAsync(CacheOperation.Set, new(InvalidationKind.OutputCacheEntry, key), (store: this, key, value, tags, validFor),
             static (s, ct) => s.store.Inner.BufferStore.SetAsync(s.key, s.value, s.tags, s.validFor, ct), cancellationToken, holdsCallerMemory: true);
     }
 
@@ -97,7 +103,7 @@ internal sealed class ResilientOutputCacheStore : IOutputCacheStore, IOutputCach
 
         // False when the window skipped the call or a Redis error was swallowed: either way entries with this tag
         // stay in Redis, and whoever evicted them should hear about it.
-        var evicted = await _guard.RunAsync(CacheOperation.EvictByTag, (store: this, tag),
+        var evicted = await _guard.RunAsync(CacheOperation.EvictByTag, new(InvalidationKind.OutputCacheTag, tag), (store: this, tag),
             static async (s, ct) =>
             {
                 await s.store.Inner.Store.EvictByTagAsync(s.tag, ct).ConfigureAwait(false);
@@ -118,6 +124,9 @@ internal sealed class ResilientOutputCacheStore : IOutputCacheStore, IOutputCach
             }
         }
     }
+
+    /// <summary>Evicts a tag through the stock store directly (not through the window): the probe's replay of a skipped eviction.</summary>
+    internal ValueTask EvictTagInnerAsync(string tag, CancellationToken cancellationToken) => Inner.Store.EvictByTagAsync(tag, cancellationToken);
 
     /// <summary>Disposes the stock store (which closes the multiplexer it holds) and stops its garbage-collection loop.</summary>
     public void Dispose()

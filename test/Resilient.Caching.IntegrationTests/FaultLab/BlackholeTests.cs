@@ -59,10 +59,22 @@ public sealed class BlackholeTests
 
         proxy.SetMode(FaultMode.PassThrough);
         var healed = Stopwatch.StartNew();
+        // A fresh key each time, written then read: keys read during the outage are deleted at recovery.
         byte[]? hit = null;
-        while (hit is null && healed.Elapsed < TimeSpan.FromSeconds(20))
+        for (var i = 0; hit is null && healed.Elapsed < TimeSpan.FromSeconds(20); i++)
         {
-            hit = await GetAsync(lab, async);
+            var key = $"used-again:{i}";
+            if (async)
+            {
+                await lab.Cache.SetAsync(key, Lab.Bytes("again"), new Microsoft.Extensions.Caching.Distributed.DistributedCacheEntryOptions(), Lab.Ct);
+                hit = await lab.Cache.GetAsync(key, Lab.Ct);
+            }
+            else
+            {
+                lab.Cache.Set(key, Lab.Bytes("again"), new Microsoft.Extensions.Caching.Distributed.DistributedCacheEntryOptions());
+                hit = lab.Cache.Get(key);
+            }
+
             await Task.Delay(20, Lab.Ct);
         }
 

@@ -48,8 +48,11 @@ public sealed class BlipTests
         Assert.Equal(0, lab.Availability.Outages);
         Assert.True(lab.Availability.IsAvailable, summary);
         Assert.DoesNotContain(lab.Logs.GetSnapshot().Skip(mark), r => r.Level >= LogLevel.Warning);
-        var reads = after.Where(s => s.Outcome is CallOutcome.Hit or CallOutcome.Miss).ToList();
-        Assert.True(reads.Count(s => s.Outcome == CallOutcome.Hit) > reads.Count * 0.9, $"the cache did not stay in use after the blip: {summary}");
+        // Once past the blip (keys read while it was checked are deleted with it, so each caller misses once or twice
+        // more), reads hit again as before.
+        var steady = after.Where(s => s.At > firstHit!.End + TimeSpan.FromMilliseconds(200) && s.Outcome is CallOutcome.Hit or CallOutcome.Miss).ToList();
+        Assert.True(steady.Count > 20 && steady.Count(s => s.Outcome == CallOutcome.Hit) >= steady.Count * 0.9,
+            $"the cache did not stay in use after the blip ({steady.Count(s => s.Outcome == CallOutcome.Hit)} hits of {steady.Count} reads): {summary}");
     }
 
     [Theory]

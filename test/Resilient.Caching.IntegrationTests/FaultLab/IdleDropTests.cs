@@ -104,12 +104,22 @@ public sealed class IdleDropTests
 
     private static async Task PollUntilHitAsync(LabCache lab, bool async)
     {
-        var key = "lab:warm-up";
+        // A fresh key each time, written then read: keys read during the outage are deleted at recovery.
         var bound = (2 * (Lab.Window + Lab.CallBound)) + Lab.Slack;
         var healed = Stopwatch.StartNew();
         var hit = false;
-        while (!hit && healed.Elapsed < bound)
+        for (var i = 0; !hit && healed.Elapsed < bound; i++)
         {
+            var key = $"used-again:{i}";
+            if (async)
+            {
+                await lab.Cache.SetAsync(key, Lab.Bytes("again"), new Microsoft.Extensions.Caching.Distributed.DistributedCacheEntryOptions(), Lab.Ct);
+            }
+            else
+            {
+                lab.Cache.Set(key, Lab.Bytes("again"), new Microsoft.Extensions.Caching.Distributed.DistributedCacheEntryOptions());
+            }
+
             hit = (async ? await lab.Cache.GetAsync(key, Lab.Ct) : lab.Cache.Get(key)) is not null;
             if (!hit)
             {

@@ -68,7 +68,8 @@ public sealed class TracingTests
         // Redis dies and comes back: the cache resets its multiplexer, and the new one is traced too.
         redis.Kill();
         Assert.Null(await cache.GetAsync("k", Ct));
-        await WaitUntil(() => !availability.IsAvailable);
+        // Confirmed by the probe on a fresh connection (until then it may be a blip).
+        await WaitUntil(() => availability.Outages == 1);
         await redis.RestartAsync(Ct);
         await WaitUntil(async () =>
         {

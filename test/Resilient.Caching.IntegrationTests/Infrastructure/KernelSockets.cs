@@ -15,6 +15,13 @@ internal static class KernelSockets
     public static IReadOnlyList<TcpSocket> ClientSocketsTo(int remotePort) =>
         [.. Read("/proc/net/tcp").Concat(Read("/proc/net/tcp6")).Where(s => s.State == Established && s.Remote.Port == remotePort)];
 
+    /// <summary>The established sockets of this process (its open file descriptors) to <paramref name="remotePort"/>.</summary>
+    public static IReadOnlyList<TcpSocket> OwnSocketsTo(int remotePort)
+    {
+        var own = OwnSocketInodes();
+        return [.. ClientSocketsTo(remotePort).Where(s => own.Contains(s.Inode))];
+    }
+
     /// <summary>How many established sockets have <paramref name="host"/>:<paramref name="port"/> as their remote end.</summary>
     public static int EstablishedTo(string host, int port)
     {
@@ -39,8 +46,31 @@ internal static class KernelSockets
                 ParseEndPoint(fields[2]),
                 int.Parse(fields[3], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
                 int.Parse(timer[0], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
-                TimeSpan.FromSeconds(long.Parse(timer[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture) / TicksPerSecond));
+                TimeSpan.FromSeconds(long.Parse(timer[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture) / TicksPerSecond),
+                long.Parse(fields[9], CultureInfo.InvariantCulture));
         }
+    }
+
+    private static HashSet<long> OwnSocketInodes()
+    {
+        // Each descriptor of a socket links to "socket:[inode]".
+        HashSet<long> inodes = [];
+        foreach (var descriptor in Directory.EnumerateFiles("/proc/self/fd"))
+        {
+            try
+            {
+                if (new FileInfo(descriptor).LinkTarget is { } target && target.StartsWith("socket:[", StringComparison.Ordinal))
+                {
+                    inodes.Add(long.Parse(target.AsSpan(8, target.Length - 9), CultureInfo.InvariantCulture));
+                }
+            }
+            catch (IOException)
+            {
+                // Closed between the listing and the read.
+            }
+        }
+
+        return inodes;
     }
 
     private static IPEndPoint ParseEndPoint(string text)
@@ -57,7 +87,7 @@ internal static class KernelSockets
         return new IPEndPoint(new IPAddress(bytes), int.Parse(parts[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture));
     }
 
-    internal sealed record TcpSocket(IPEndPoint Local, IPEndPoint Remote, int State, int Timer, TimeSpan TimerExpiresIn)
+    internal sealed record TcpSocket(IPEndPoint Local, IPEndPoint Remote, int State, int Timer, TimeSpan TimerExpiresIn, long Inode)
     {
         public bool KeepAliveArmed => Timer == 2;
     }

@@ -31,6 +31,12 @@ public sealed record RedisServerOptions
     /// <summary>Primary port for <c>replicaof</c>.</summary>
     public int? ReplicaOfPort { get; init; }
 
+    /// <summary>
+    /// Lines of a configuration file written to the server's directory and passed as the first argument (before the
+    /// command-line options), or null for none. Sentinel needs one: it saves its state there.
+    /// </summary>
+    public IReadOnlyList<string>? ConfigFileLines { get; init; }
+
     /// <summary>Further raw arguments appended to the command line, e.g. ["--maxclients", "10"].</summary>
     public IReadOnlyList<string> ExtraArgs { get; init; } = [];
 
@@ -128,6 +134,10 @@ public sealed class RedisServer : IAsyncDisposable
 
         // The pid in the name lets a later run recognise (and clean up after) a crashed one.
         _directory ??= Directory.CreateTempSubdirectory($"rctest-redis-{Environment.ProcessId}-").FullName;
+        if (_options.ConfigFileLines is { } lines)
+        {
+            await File.WriteAllLinesAsync(ConfigFilePath, lines, cancellationToken);
+        }
 
         if (_options.Port is { } fixedPort)
         {
@@ -284,7 +294,10 @@ public sealed class RedisServer : IAsyncDisposable
     [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static extern int SendSignal(int pid, int signal);
 
-    private static int FindFreePort(string bindAddress)
+    private string ConfigFilePath => Path.Combine(_directory!, "redis.conf");
+
+    /// <summary>A port that was free on <paramref name="bindAddress"/> a moment ago (it can be taken before it is used).</summary>
+    internal static int FindFreePort(string bindAddress)
     {
         // Binding to port 0 lets the kernel choose a free port; we release it right away for redis to take.
         // Another process could grab it in between, which StartAsync handles by retrying.
@@ -343,7 +356,10 @@ public sealed class RedisServer : IAsyncDisposable
         _process = null;
         _log.Clear();
 
-        string[] command = [.. _options.WrapperCommand, _executable!];
+        // A restart reuses the file as the server left it (Sentinel rewrites it with what it learnt).
+        string[] command = _options.ConfigFileLines is null
+            ? [.. _options.WrapperCommand, _executable!]
+            : [.. _options.WrapperCommand, _executable!, ConfigFilePath];
         var startInfo = new ProcessStartInfo(command[0])
         {
             RedirectStandardOutput = true,

@@ -1,0 +1,196 @@
+using System.Diagnostics;
+using System.Globalization;
+using Microsoft.AspNetCore.OutputCaching;
+using Microsoft.Extensions.Caching.Distributed;
+using Microsoft.Extensions.DependencyInjection;
+using Resilient.Caching.Configuration;
+using Resilient.Caching.IntegrationTests.FaultLab;
+using Resilient.Caching.IntegrationTests.Infrastructure;
+using Xunit;
+
+namespace Resilient.Caching.IntegrationTests.Recovery;
+
+/// <summary>
+/// After an outage that kept Redis's data (a frozen server, a blackholed path), nothing the application deleted or
+/// overwrote before or during the outage is served again: writes in flight when it began (outcome unknown) and writes
+/// skipped inside the window are deleted by the probe before the window closes. Read through the cache and straight
+/// from Redis.
+/// </summary>
+public sealed class AfterOutageTests
+{
+    private static readonly DistributedCacheEntryOptions Entry = new() { SlidingExpiration = TimeSpan.FromMinutes(20) };
+
+    [Theory]
+    [InlineData("sigstop", false)]
+    [InlineData("sigstop", true)]
+    [InlineData("proxy-blackhole", false)]
+    [InlineData("proxy-blackhole", true)]
+    public async Task Writes_in_flight_and_inside_the_window_leave_no_old_value_behind(string fault, bool async)
+    {
+        await using var server = await RedisServer.StartNewAsync(cancellationToken: Lab.Ct);
+        await using var proxy = new FaultProxy(server.Host, server.Port);
+        using var lab = new LabCache(proxy.ConnectionString, o => o.InstanceName = "app:");
+        await lab.WarmUpAsync();
+        foreach (var key in new[] { "in-flight-remove", "in-flight-set", "removed", "overwritten" })
+        {
+            await SetAsync(lab, key, "old", async);
+        }
+
+        Action heal = fault == "sigstop" ? server.Resume : () => proxy.SetMode(FaultMode.PassThrough);
+        if (fault == "sigstop")
+        {
+            server.Pause();
+        }
+        else
+        {
+            proxy.SetMode(FaultMode.Blackhole);
+        }
+
+        try
+        {
+            // In flight when the outage begins: they time out, their outcome unknown, and the window opens.
+            var inFlight = Task.WhenAll(
+                Task.Run(() => RemoveAsync(lab, "in-flight-remove", async), Lab.Ct),
+                Task.Run(() => SetAsync(lab, "in-flight-set", "new", async), Lab.Ct));
+            await inFlight.WaitAsync(Lab.CallBound + Lab.Slack, Lab.Ct);
+            await lab.WaitForAvailabilityAsync(false, Lab.CallBound);
+
+            // Inside the window: skipped.
+            await RemoveAsync(lab, "removed", async);
+            await SetAsync(lab, "overwritten", "new", async);
+            Assert.True(lab.Availability.PendingInvalidations >= 4, $"pending {lab.Availability.PendingInvalidations}");
+        }
+        finally
+        {
+            heal();
+        }
+
+        await RecoverAsync(lab);
+        Assert.Equal(0, lab.Availability.PendingInvalidations);
+
+        // A write in flight on the old connection must not land after the replay either: look again a little later.
+        await Task.Delay(300, Lab.Ct); // Time for anything late to land: part of the scenario.
+        foreach (var key in new[] { "in-flight-remove", "in-flight-set", "removed", "overwritten" })
+        {
+            Assert.Null(await GetAsync(lab, key, async));
+            Assert.Equal("0", (await server.ExecuteAsync("EXISTS", "app:" + key)).Trim().TrimStart(':'));
+        }
+
+        Assert.True(lab.LogCount(Log.IdInvalidationsApplied) >= 1, lab.DescribeLogs());
+    }
+
+    [Fact]
+    public async Task Twenty_thousand_removes_during_one_outage_are_all_applied()
+    {
+        const int Count = 20_000;
+        await using var server = await RedisServer.StartNewAsync(cancellationToken: Lab.Ct);
+        using var lab = new LabCache(server.ConnectionString, o => o.InstanceName = "app:");
+        await lab.WarmUpAsync();
+        await server.ExecuteAsync("EVAL", $"for i = 1, {Count} do redis.call('HSET', 'app:bulk:' .. i, 'data', 'x') end return {Count}", "0");
+        Assert.Equal(Count, await CountBulkAsync(server));
+
+        server.Pause();
+        try
+        {
+            Assert.Null(await lab.Cache.GetAsync("app-probe-trigger", Lab.Ct));
+            await lab.WaitForAvailabilityAsync(false, Lab.CallBound);
+            for (var i = 1; i <= Count; i++)
+            {
+                await lab.Cache.RemoveAsync("bulk:" + i.ToString(CultureInfo.InvariantCulture), Lab.Ct);
+            }
+
+            // The removes, and the read that met the outage (keys read during an outage are deleted too, by default).
+            Assert.Equal(Count + 1, lab.Availability.PendingInvalidations);
+        }
+        finally
+        {
+            server.Resume();
+        }
+
+        var replay = Stopwatch.StartNew();
+        await RecoverAsync(lab);
+        Lab.Report($"{Count} removes applied; recovered {replay.Elapsed.TotalMilliseconds:0} ms after the heal\n{lab.DescribeLogs()}");
+        Assert.Equal(0, await CountBulkAsync(server));
+        Assert.Equal(0, lab.Availability.PendingInvalidations);
+    }
+
+    [Fact]
+    public async Task A_tagged_page_evicted_during_the_outage_is_gone_after_it()
+    {
+        await using var server = await RedisServer.StartNewAsync(cancellationToken: Lab.Ct);
+        var services = new ServiceCollection();
+        services.AddLogging();
+        services.AddSingleton(new EnvironmentVariables(_ => null));
+        services.AddResilientStackExchangeRedisCache(o =>
+        {
+            o.Configuration = server.ConnectionString;
+            o.InstanceName = "app:";
+            o.OperationTimeout = Lab.OperationTimeout;
+            o.ConnectTimeout = Lab.ConnectTimeout;
+            o.UnavailableWindow = Lab.Window;
+        });
+        services.AddResilientStackExchangeRedisOutputCache();
+        await using var provider = services.BuildServiceProvider();
+        var store = provider.GetRequiredService<IOutputCacheStore>();
+        var availability = provider.GetRequiredService<CacheAvailability>();
+        await store.SetAsync("page", [1, 2, 3], ["products"], TimeSpan.FromMinutes(10), Lab.Ct);
+        Assert.NotNull(await store.GetAsync("page", Lab.Ct));
+
+        server.Pause();
+        try
+        {
+            Assert.Null(await store.GetAsync("page", Lab.Ct));
+            Assert.True(await Lab.EventuallyAsync(() => availability.IsOutage, Lab.CallBound + Lab.Slack));
+            await store.EvictByTagAsync("products", Lab.Ct);
+            Assert.Equal(1, availability.PendingInvalidations);
+        }
+        finally
+        {
+            server.Resume();
+        }
+
+        // The first read after the window starts the probe, which evicts the tag before the store is used again.
+        Assert.True(await Lab.EventuallyAsync(async () => { _ = await store.GetAsync("trigger", Lab.Ct); return availability.IsAvailable; }, (2 * Lab.Window) + Lab.Slack));
+        Assert.Null(await store.GetAsync("page", Lab.Ct));
+    }
+
+    private static async Task RecoverAsync(LabCache lab)
+    {
+        var recovered = await Lab.EventuallyAsync(async () =>
+        {
+            _ = await lab.Cache.GetAsync("recovery-trigger", Lab.Ct);
+            return lab.Availability.IsAvailable;
+        }, (2 * (Lab.Window + Lab.CallBound)) + Lab.Slack);
+        Assert.True(recovered, $"not recovered.\n{lab.DescribeLogs()}");
+    }
+
+    private static async Task<long> CountBulkAsync(RedisServer server) =>
+        long.Parse((await server.ExecuteAsync("EVAL", "return #redis.call('KEYS', 'app:bulk:*')", "0")).Trim().TrimStart(':'), CultureInfo.InvariantCulture);
+
+    private static async Task<string?> GetAsync(LabCache lab, string key, bool async) =>
+        Lab.Text(async ? await lab.Cache.GetAsync(key, Lab.Ct) : lab.Cache.Get(key));
+
+    private static async Task SetAsync(LabCache lab, string key, string value, bool async)
+    {
+        if (async)
+        {
+            await lab.Cache.SetAsync(key, Lab.Bytes(value), Entry, Lab.Ct);
+        }
+        else
+        {
+            lab.Cache.Set(key, Lab.Bytes(value), Entry);
+        }
+    }
+
+    private static async Task RemoveAsync(LabCache lab, string key, bool async)
+    {
+        if (async)
+        {
+            await lab.Cache.RemoveAsync(key, Lab.Ct);
+        }
+        else
+        {
+            lab.Cache.Remove(key);
+        }
+    }
+}
