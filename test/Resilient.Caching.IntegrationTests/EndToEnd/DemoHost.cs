@@ -57,8 +57,9 @@ internal sealed class DemoHost : IAsyncDisposable
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     /// <summary>Starts the demo; with <paramref name="waitForRedis"/>, returns once its connection to Redis is made.</summary>
-    public static async Task<DemoHost> StartAsync(string redisConfiguration, TimeSpan? window = null, bool waitForRedis = true)
+    public static async Task<DemoHost> StartAsync(string redisConfiguration, TimeSpan? window = null, bool waitForRedis = true, TimeSpan? operationTimeout = null)
     {
+        var timeout = operationTimeout ?? OperationTimeout;
         var unavailableWindow = window ?? DefaultWindow;
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
 
@@ -68,8 +69,8 @@ internal sealed class DemoHost : IAsyncDisposable
         {
             ["Redis:Configuration"] = redisConfiguration,
             ["Redis:InstanceName"] = "e2e:",
-            ["Redis:ConnectTimeout"] = Seconds(OperationTimeout),
-            ["Redis:OperationTimeout"] = Seconds(OperationTimeout),
+            ["Redis:ConnectTimeout"] = Seconds(timeout),
+            ["Redis:OperationTimeout"] = Seconds(timeout),
             ["Redis:UnavailableWindow"] = Seconds(unavailableWindow),
         });
         builder.Services.AddSingleton(new EnvironmentVariables(_ => null));
