@@ -52,8 +52,8 @@ public sealed class TracingTests
         builder.Services.AddResilientStackExchangeRedisCache(o =>
         {
             o.Configuration = redis.ConnectionString;
-            o.OperationTimeout = TimeSpan.FromSeconds(0.5);
-            o.ConnectTimeout = TimeSpan.FromSeconds(0.5);
+            o.OperationTimeout = TimeSpan.FromSeconds(2);
+            o.ConnectTimeout = TimeSpan.FromSeconds(2);
             o.UnavailableWindow = TimeSpan.FromSeconds(1);
         });
         using var host = builder.Build();
@@ -62,7 +62,7 @@ public sealed class TracingTests
         var availability = host.Services.GetRequiredService<CacheAvailability>();
 
         // A request's commands are children of the request.
-        var first = await InRequestAsync(cache, "first");
+        var first = await InRequestAsync(cache, "first", "one");
         await WaitForCommandUnder(exported, first);
 
         // Redis dies and comes back: the cache resets its multiplexer, and the new one is traced too.
@@ -76,7 +76,7 @@ public sealed class TracingTests
             await cache.GetAsync("k", Ct);
             return availability.IsAvailable;
         });
-        var second = await InRequestAsync(cache, "second");
+        var second = await InRequestAsync(cache, "second", "two");
         await WaitForCommandUnder(exported, second);
 
         // The retired multiplexers were let go of: one is in use.
@@ -97,11 +97,11 @@ public sealed class TracingTests
         await host.StopAsync(CancellationToken.None);
     }
 
-    private static async Task<ActivityContext> InRequestAsync(IDistributedCache cache, string value)
+    private static async Task<ActivityContext> InRequestAsync(IDistributedCache cache, string key, string value)
     {
         using var request = s_app.StartActivity("request")!;
-        await cache.SetStringAsync("k", value, Ct);
-        Assert.Equal(value, await cache.GetStringAsync("k", Ct));
+        await cache.SetStringAsync(key, value, Ct);
+        Assert.Equal(value, await cache.GetStringAsync(key, Ct));
         return request.Context;
     }
 
