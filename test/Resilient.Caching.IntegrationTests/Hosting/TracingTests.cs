@@ -18,6 +18,7 @@ namespace Resilient.Caching.IntegrationTests.Hosting;
 public sealed class TracingTests
 {
     private const string RedisInstrumentation = "OpenTelemetry.Instrumentation.StackExchangeRedis";
+    private const string CacheName = "tracing";
 
     private static readonly ActivitySource s_app = new("Resilient.Caching.Tests.App");
 
@@ -49,7 +50,8 @@ public sealed class TracingTests
                     });
                 }))
             .AddInMemoryExporter(exported));
-        builder.Services.AddResilientStackExchangeRedisCache(o =>
+        // Keyed, so that its name tells its transitions apart from those of other tests' caches in this process.
+        builder.Services.AddKeyedResilientStackExchangeRedisCache(CacheName, o =>
         {
             o.Configuration = redis.ConnectionString;
             o.OperationTimeout = TimeSpan.FromSeconds(2);
@@ -58,8 +60,8 @@ public sealed class TracingTests
         });
         using var host = builder.Build();
         await host.StartAsync(Ct);
-        var cache = host.Services.GetRequiredService<IDistributedCache>();
-        var availability = host.Services.GetRequiredService<CacheAvailability>();
+        var cache = host.Services.GetRequiredKeyedService<IDistributedCache>(CacheName);
+        var availability = host.Services.GetRequiredKeyedService<CacheAvailability>(CacheName);
 
         // A request's commands are children of the request.
         var first = await InRequestAsync(cache, "first", "one");
@@ -87,11 +89,10 @@ public sealed class TracingTests
         Activity[] ours;
         lock (exported)
         {
-            ours = [.. exported.Where(a => a.Source.Name == ResilientCacheActivitySource.Name)];
+            ours = [.. exported.Where(a => a.Source.Name == ResilientCacheActivitySource.Name && (string?)a.GetTagItem(ResilientCacheActivitySource.CacheNameTag) == CacheName)];
         }
 
         var opened = Assert.Single(ours, a => a.OperationName == ResilientCacheActivitySource.OpenedName);
-        Assert.Equal("default", opened.GetTagItem(ResilientCacheActivitySource.CacheNameTag));
         Assert.Equal(ActivityStatusCode.Error, opened.Status);
         Assert.Single(ours, a => a.OperationName == ResilientCacheActivitySource.ClosedName);
         await host.StopAsync(CancellationToken.None);
