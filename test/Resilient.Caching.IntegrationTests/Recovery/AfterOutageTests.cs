@@ -79,6 +79,53 @@ public sealed class AfterOutageTests
         Assert.True(lab.LogCount(Log.IdInvalidationsApplied) >= 1, lab.DescribeLogs());
     }
 
+    /// <summary>
+    /// A firewall drops the path while a write is in flight: the kernel holds it unacknowledged and would retransmit it
+    /// once the path heals — after the recovery deleted its key — unless the reset aborted the connection. It must
+    /// not land, however late.
+    /// </summary>
+    [Fact]
+    public async Task A_write_held_by_the_kernel_during_a_firewall_drop_never_lands_after_recovery()
+    {
+        if (NetworkNamespaceRedis.SkipReason is { } reason)
+        {
+            Assert.Skip(reason);
+        }
+
+        await using var redis = await NetworkNamespaceRedis.StartAsync(cancellationToken: Lab.Ct);
+        // TCP_USER_TIMEOUT (idle + interval × count) longer than the drop: the kernel keeps retransmitting.
+        using var lab = new LabCache(redis.ConnectionString, o =>
+        {
+            o.InstanceName = "app:";
+            o.TcpKeepAlive.Idle = TimeSpan.FromSeconds(30);
+        });
+        await lab.WarmUpAsync();
+        await lab.Cache.SetAsync("late", Lab.Bytes("old"), Entry, Lab.Ct);
+
+        await redis.DropTrafficAsync();
+        try
+        {
+            // Sent into a path that drops it: times out, the window opens, the connection is reset.
+            await lab.Cache.SetAsync("late", Lab.Bytes("written during the drop"), Entry, Lab.Ct);
+            await lab.WaitForAvailabilityAsync(false, Lab.CallBound);
+
+            // The drop lasts past the window, so the probe runs right after the heal, while the kernel's retransmission
+            // timer (doubling from 0.2 s) has backed off to seconds: a held segment would arrive after the replay.
+            await Task.Delay(TimeSpan.FromSeconds(3), Lab.Ct); // The outage lasts this long: part of the scenario.
+        }
+        finally
+        {
+            await redis.RestoreTrafficAsync();
+        }
+
+        await RecoverAsync(lab);
+
+        // Retransmissions back off (0.2, 0.4, 0.8, 1.6, 3.2 s…): give a held segment every chance to arrive.
+        await Task.Delay(TimeSpan.FromSeconds(4), Lab.Ct); // Time for anything late to land: part of the scenario.
+        Assert.Equal("0", (await redis.Redis.ExecuteAsync("EXISTS", "app:late")).Trim().TrimStart(':'));
+        Assert.Null(await lab.Cache.GetAsync("late", Lab.Ct));
+    }
+
     [Fact]
     public async Task Twenty_thousand_removes_during_one_outage_are_all_applied()
     {
