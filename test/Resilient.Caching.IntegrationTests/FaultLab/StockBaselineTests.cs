@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using Microsoft.Extensions.Caching.Distributed;
 using Resilient.Caching.IntegrationTests.Infrastructure;
 using Xunit;
@@ -207,7 +205,7 @@ public sealed class StockBaselineTests
     {
         SkipUnlessMeasuring();
         await using var plain = await RedisServer.StartNewAsync(cancellationToken: Lab.Ct);
-        var port = ClosedPort();
+        var port = Lab.ClosedPort();
         using var stock = Lab.CreateStock(configuration switch
         {
             "unresolvable host" => Lab.UnresolvableHost + ":6379",
@@ -282,13 +280,6 @@ public sealed class StockBaselineTests
 
     private static Fault ProxyFault(FaultProxy proxy, string name, FaultMode mode) =>
         new(name, () => { proxy.SetMode(mode); return Task.CompletedTask; }, () => { proxy.SetMode(FaultMode.PassThrough); return Task.CompletedTask; });
-
-    private static int ClosedPort()
-    {
-        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)socket.LocalEndPoint!).Port;
-    }
 
     /// <summary>Times one call of the stock provider, which throws when Redis fails.</summary>
     private static Timed Time(Action call)
