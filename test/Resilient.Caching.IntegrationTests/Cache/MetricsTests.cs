@@ -11,7 +11,7 @@ using Resilient.Caching.IntegrationTests.Infrastructure;
 using StackExchange.Redis;
 using Xunit;
 
-namespace Resilient.Caching.IntegrationTests.EndToEnd;
+namespace Resilient.Caching.IntegrationTests.Cache;
 
 /// <summary>
 /// Every instrument of the <c>Resilient.Caching</c> meter, against a real Redis that is killed and restarted. The

@@ -5,10 +5,11 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using Resilient.Caching.Configuration;
 using Resilient.Caching.Diagnostics;
+using Resilient.Caching.IntegrationTests.EndToEnd;
 using Resilient.Caching.IntegrationTests.Infrastructure;
 using Xunit;
 
-namespace Resilient.Caching.IntegrationTests.EndToEnd;
+namespace Resilient.Caching.IntegrationTests.FaultLab;
 
 /// <summary>The health check against a real Redis: its PING goes through the window and is bounded by the operation timeout.</summary>
 public sealed class HealthCheckTests
