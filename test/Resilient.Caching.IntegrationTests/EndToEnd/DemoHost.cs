@@ -156,7 +156,7 @@ internal sealed class DemoHost : IAsyncDisposable
     /// Waits (outside the window) until the connection the host started making is made: a cold first connect can
     /// take longer than the short operation timeout, and the test would then start with an open window.
     /// </summary>
-    public static async Task WaitForConnectionAsync(IServiceProvider services)
+    private static async Task WaitForConnectionAsync(IServiceProvider services)
     {
         var connection = services.GetRequiredService<ResilientRedisCacheServices>().Connection;
         Assert.True(await connection.WaitReadyAsync(TimeSpan.FromSeconds(10), Ct), "The demo did not connect to Redis within 10 s.");
