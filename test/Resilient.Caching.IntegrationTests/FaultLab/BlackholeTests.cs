@@ -70,10 +70,7 @@ public sealed class BlackholeTests
     [InlineData(true)]
     public async Task Firewall_drop_while_traffic_flows(bool async)
     {
-        if (NetworkNamespaceRedis.SkipReason is { } reason)
-        {
-            Assert.Skip(reason);
-        }
+        NetworkNamespaceRedis.SkipIfUnavailable();
 
         await using var redis = await NetworkNamespaceRedis.StartAsync(cancellationToken: Lab.Ct);
         using var lab = new LabCache(redis.ConnectionString);

@@ -103,6 +103,18 @@ internal static class Lab
     }
 
     /// <summary>
+    /// Skips a measurement that records figures instead of asserting them (the stock provider, a failover): slow, and
+    /// run on purpose with <c>FAULTLAB_BASELINE=1</c>.
+    /// </summary>
+    public static void SkipUnlessMeasuring()
+    {
+        if (Environment.GetEnvironmentVariable("FAULTLAB_BASELINE") is not "1")
+        {
+            Assert.Skip("a measurement, not a test: set FAULTLAB_BASELINE=1 to run it");
+        }
+    }
+
+    /// <summary>
     /// A loopback port nothing listens on (connections are refused): a Redis that is absent, or that a test starts
     /// on it later. Another process could take it meanwhile, as with any free port.
     /// </summary>
