@@ -154,16 +154,6 @@ public sealed class RedactionTests
         Assert.DoesNotContain("alice-acl", written, StringComparison.Ordinal);
     }
 
-    private static async Task WaitUntil(Func<bool> condition)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "condition not met within 10 s");
-            await Task.Delay(10, TestContext.Current.CancellationToken);
-        }
-    }
-
     private static Exception Thrown(Func<Exception> create)
     {
         try
