@@ -94,7 +94,10 @@ internal static class Lab
         return false;
     }
 
-    /// <summary>As <see cref="EventuallyAsync(Func{Task{bool}}, TimeSpan, TimeSpan?)"/>, failing the test with <paramref name="what"/>; returns how long it took.</summary>
+    /// <summary>
+    /// As <see cref="EventuallyAsync(Func{Task{bool}}, TimeSpan, TimeSpan?)"/>, failing the test with
+    /// <paramref name="what"/> on time-out; returns how long it took.
+    /// </summary>
     public static async Task<TimeSpan> UntilAsync(string what, TimeSpan timeout, Func<Task<bool>> condition)
     {
         var clock = Stopwatch.StartNew();
