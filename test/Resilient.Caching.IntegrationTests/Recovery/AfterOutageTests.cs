@@ -85,11 +85,7 @@ public sealed class AfterOutageTests
     [Fact]
     public async Task A_write_held_by_the_kernel_during_a_firewall_drop_never_lands_after_recovery()
     {
-        if (NetworkNamespaceRedis.SkipReason is { } reason)
-        {
-            Assert.Skip(reason);
-        }
-
+        NetworkNamespaceRedis.SkipIfUnavailable();
         await using var redis = await NetworkNamespaceRedis.StartAsync(cancellationToken: Lab.Ct);
         // TCP_USER_TIMEOUT (idle + interval × count) longer than the drop: the kernel keeps retransmitting.
         using var lab = new LabCache(redis.ConnectionString, o =>
@@ -116,7 +112,7 @@ public sealed class AfterOutageTests
             await redis.RestoreTrafficAsync();
         }
 
-        await RecoverAsync(lab);
+        await lab.RecoverAsync();
 
         // Retransmissions back off (0.2, 0.4, 0.8, 1.6, 3.2 s…): give a held segment every chance to arrive.
         await Task.Delay(TimeSpan.FromSeconds(4), Lab.Ct); // Time for anything late to land: part of the scenario.
