@@ -155,21 +155,11 @@ public sealed class AfterAnOutageTests
         Assert.False(h.Availability.IsAvailable);
 
         firstReply.SetResult(StackExchange.Redis.RedisResult.Create(1));
-        await WaitUntilAsync(() => h.Availability.IsAvailable && h.Availability.PendingInvalidations == 0);
+        await Harness.UntilAsync(() => h.Availability.IsAvailable && h.Availability.PendingInvalidations == 0);
 
         // The writes made during the replay were deleted too (in a later round, or right after the window closed).
         var deleted = redis.Commands.SelectMany(c => c.Keys).ToHashSet();
         Assert.Contains("app:before", deleted);
         Assert.All(Enumerable.Range(0, 64).Where(i => i % 2 == 0), i => Assert.Contains($"app:during:{i}", deleted));
-    }
-
-    private static async Task WaitUntilAsync(Func<bool> condition)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "condition not met within 10 s");
-            await Task.Delay(10, Ct);
-        }
     }
 }

@@ -87,6 +87,17 @@ internal sealed class Harness : IDisposable
 
     public ResilientDistributedCache Cache { get; }
 
+    /// <summary>Waits (real time, 10 s at most) for what a background probe does; fails the test if it does not happen.</summary>
+    public static async Task UntilAsync(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "condition not met within 10 s");
+            await Task.Delay(10, TestContext.Current.CancellationToken);
+        }
+    }
+
     public int CountLogs(int eventId) => Logger.Collector.GetSnapshot().Count(r => r.Id.Id == eventId);
 
     /// <summary>Opens the window with one failing read.</summary>

@@ -245,6 +245,10 @@ public sealed class OptionsTests
         Assert.Equal(60, (int)socket.GetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveTime)!);
         Assert.Equal(10, (int)socket.GetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveInterval)!);
         Assert.Equal(9, (int)socket.GetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveRetryCount)!);
+
+        // Closing aborts: nothing the cache gave up on is retransmitted once the path heals.
+        Assert.True(socket.LingerState!.Enabled);
+        Assert.Equal(0, socket.LingerState.LingerTime);
     }
 
     [Fact]
@@ -265,13 +269,14 @@ public sealed class OptionsTests
     }
 
     [Fact]
-    public void KeepAliveOff_LeavesSocketsAlone_AndUnixSocketsAreSkipped()
+    public void KeepAliveOff_SetsNoKeepAlive_AndUnixSocketsAreSkipped()
     {
         var off = RedisConnection.BuildConfiguration(new ResilientRedisCacheOptions { Configuration = "localhost", SocketKeepAlive = false }, new FakeLogger());
         Assert.False(off.TcpKeepAlive);
         using var tcp = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         off.BeforeSocketConnect!(new IPEndPoint(IPAddress.Loopback, 6379), ConnectionType.Interactive, tcp);
         Assert.Equal(0, (int)tcp.GetSocketOption(SocketOptionLevel.Socket, SocketOptionName.KeepAlive)!);
+        Assert.True(tcp.LingerState!.Enabled, "closing aborts whatever the keepalive setting");
 
         var on = RedisConnection.BuildConfiguration(new ResilientRedisCacheOptions { Configuration = "localhost" }, new FakeLogger());
         using var unix = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);

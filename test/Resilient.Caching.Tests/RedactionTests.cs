@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Resilient.Caching.Diagnostics;
+using Resilient.Caching.IntegrationTests.Infrastructure;
 using StackExchange.Redis;
 
 namespace Resilient.Caching.Tests;
@@ -154,16 +155,6 @@ public sealed class RedactionTests
         Assert.DoesNotContain("alice-acl", written, StringComparison.Ordinal);
     }
 
-    private static async Task WaitUntil(Func<bool> condition)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "condition not met within 10 s");
-            await Task.Delay(10, TestContext.Current.CancellationToken);
-        }
-    }
-
     private static Exception Thrown(Func<Exception> create)
     {
         try
@@ -173,60 +164,6 @@ public sealed class RedactionTests
         catch (Exception exception)
         {
             return exception;
-        }
-    }
-}
-
-/// <summary>A logger provider that writes each record as text sinks do: message, structured values, exception.ToString().</summary>
-internal sealed class TextLoggerProvider : ILoggerProvider
-{
-    private readonly List<(int Id, string Text)> _records = [];
-
-    public ILogger CreateLogger(string categoryName) => new TextLogger(this, categoryName);
-
-    public int Count(int eventId)
-    {
-        lock (_records)
-        {
-            return _records.Count(r => r.Id == eventId);
-        }
-    }
-
-    public int[] Ids()
-    {
-        lock (_records)
-        {
-            return [.. _records.Select(r => r.Id)];
-        }
-    }
-
-    public string Text()
-    {
-        lock (_records)
-        {
-            return string.Join('\n', _records.Select(r => r.Text));
-        }
-    }
-
-    public void Dispose()
-    {
-    }
-
-    private sealed class TextLogger(TextLoggerProvider provider, string category) : ILogger
-    {
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-        {
-            var values = state is IEnumerable<KeyValuePair<string, object?>> pairs ? string.Join("; ", pairs.Select(p => $"{p.Key}={p.Value}")) : string.Empty;
-            var text = $"{logLevel} {category}[{eventId.Id}] {formatter(state, exception)} | {values}\n{exception}";
-            lock (provider._records)
-            {
-                provider._records.Add((eventId.Id, text));
-            }
         }
     }
 }

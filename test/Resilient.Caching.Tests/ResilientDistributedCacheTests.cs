@@ -149,7 +149,7 @@ public sealed class ResilientDistributedCacheTests
         }
         else
         {
-            await WaitUntil(() => h.CountLogs(Log.IdProbeFailed) == 1);
+            await Harness.UntilAsync(() => h.CountLogs(Log.IdProbeFailed) == 1);
             Assert.False(h.Availability.IsAvailable);
             Assert.Equal(h.Availability.Window, h.Availability.RetryAfter);
             Assert.Equal(2, h.Connection.Resets);
@@ -197,7 +197,7 @@ public sealed class ResilientDistributedCacheTests
         h.Inner.Fault = Fault.None;
 
         // No time has passed: the check ran at once, on a fresh connection, and Redis is in use again.
-        await WaitUntil(() => h.CountLogs(Log.IdBlipRecovered) == 1);
+        await Harness.UntilAsync(() => h.CountLogs(Log.IdBlipRecovered) == 1);
         await h.Cache.SetAsync("k", [7], new DistributedCacheEntryOptions(), Ct);
         Assert.Equal([7], await h.Cache.GetAsync("k", Ct));
         Assert.True(h.Availability.IsAvailable);
@@ -531,26 +531,5 @@ public sealed class ResilientDistributedCacheTests
         Assert.True(tryGet.IsCompletedSuccessfully);
         Assert.Null(await get);
         Assert.False(await tryGet);
-    }
-
-    private static async Task WaitUntil(Func<bool> condition)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "condition not met within 10 s");
-            await Task.Delay(10, Ct);
-        }
-    }
-
-    private static async Task<Task> WaitForAllButOne(Task[] tasks)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        while (tasks.Count(t => !t.IsCompleted) > 1 && DateTime.UtcNow < deadline)
-        {
-            await Task.WhenAny(tasks.Where(t => !t.IsCompleted));
-        }
-
-        return Assert.Single(tasks, t => !t.IsCompleted);
     }
 }

@@ -39,7 +39,16 @@ internal static class SocketTuning
     /// <summary>Applies the settings; each option on its own, because a throwing hook looks like a connect timeout.</summary>
     public static void Apply(Settings settings, EndPoint endPoint, Socket socket, ILogger logger)
     {
-        if (!settings.KeepAlive || socket.AddressFamily == AddressFamily.Unix || endPoint is UnixDomainSocketEndPoint)
+        if (socket.AddressFamily == AddressFamily.Unix || endPoint is UnixDomainSocketEndPoint)
+        {
+            return;
+        }
+
+        // Closing a connection (a reset after a failure, shutdown) aborts it: what the kernel still holds unsent is
+        // dropped, not retransmitted once the path heals, so a write the cache gave up on cannot land after the
+        // recovery has deleted its key.
+        Try(socket, endPoint, logger, "SO_LINGER", static (s, _) => s.LingerState = new LingerOption(true, 0), settings);
+        if (!settings.KeepAlive)
         {
             return;
         }

@@ -18,7 +18,7 @@ public sealed class KeepAliveKernelTests
     [Fact]
     public async Task DefaultSettings_ArmKeepAliveWithin60Seconds_OnEverySocket()
     {
-        SkipUnlessLinux();
+        KernelSockets.SkipUnlessLinux();
         await using var redis = await RedisServer.StartNewAsync(cancellationToken: Ct);
         using var host = new LabCache(redis.ConnectionString, o => o.TcpKeepAlive.Idle = ResilientDefaults.Idle);
 
@@ -35,7 +35,7 @@ public sealed class KeepAliveKernelTests
     [Fact]
     public async Task TcpKeepAliveIdle7_FromTheEnvironment_ArmsTheTimerWithin7Seconds_AlsoAfterReconnect()
     {
-        SkipUnlessLinux();
+        KernelSockets.SkipUnlessLinux();
         await using var redis = await RedisServer.StartNewAsync(cancellationToken: Ct);
         // The code says 60 s (the default); the environment variable must win.
         using var host = new LabCache(
@@ -58,7 +58,7 @@ public sealed class KeepAliveKernelTests
     [Fact]
     public async Task Control_TheStockProvidersSockets_LackOurTimer()
     {
-        SkipUnlessLinux();
+        KernelSockets.SkipUnlessLinux();
         await using var redis = await RedisServer.StartNewAsync(cancellationToken: Ct);
         using var stock = new RedisCache(Options.Create(new RedisCacheOptions { Configuration = redis.ConnectionString }));
 
@@ -96,7 +96,6 @@ public sealed class KeepAliveKernelTests
         }
     }
 
-    private static void SkipUnlessLinux() => Assert.SkipUnless(OperatingSystem.IsLinux(), "reads /proc/net/tcp (Linux only)");
 
     private static class ResilientDefaults
     {

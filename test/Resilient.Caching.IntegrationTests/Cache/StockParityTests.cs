@@ -5,7 +5,7 @@ using Microsoft.Extensions.Caching.StackExchangeRedis;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
-using Resilient.Caching.Configuration;
+using Resilient.Caching.IntegrationTests.FaultLab;
 using Resilient.Caching.IntegrationTests.Infrastructure;
 using Xunit;
 
@@ -19,7 +19,7 @@ namespace Resilient.Caching.IntegrationTests.Cache;
 public sealed class StockParityTests : IAsyncLifetime
 {
     private RedisServer _redis = null!;
-    private ServiceProvider _provider = null!;
+    private LabCache _lab = null!;
     private RedisCache _stock = null!;
     private IBufferDistributedCache _ours = null!;
 
@@ -33,22 +33,23 @@ public sealed class StockParityTests : IAsyncLifetime
         _redis = await RedisServer.StartNewAsync(cancellationToken: Ct);
         _stock = new RedisCache(Options.Create(new RedisCacheOptions { Configuration = _redis.ConnectionString, InstanceName = "stock:" }));
 
-        var services = new ServiceCollection();
-        services.AddSingleton<TimeProvider>(_appClock);
-        services.AddSingleton(new EnvironmentVariables(_ => null));
-        services.AddResilientStackExchangeRedisCache(o =>
-        {
-            o.Configuration = _redis.ConnectionString;
-            o.InstanceName = "ours:";
-        });
-        _provider = services.BuildServiceProvider();
-        _ours = (IBufferDistributedCache)_provider.GetRequiredService<IDistributedCache>();
+        // The default timeouts: a loaded machine must not turn a slow call into a made-up miss, which the stock
+        // provider never gives.
+        _lab = new LabCache(
+            _redis.ConnectionString,
+            o =>
+            {
+                Lab.UseDefaultTimeouts(o);
+                o.InstanceName = "ours:";
+            },
+            services: s => s.AddSingleton<TimeProvider>(_appClock));
+        _ours = (IBufferDistributedCache)_lab.Provider.GetRequiredService<IDistributedCache>();
     }
 
     public async ValueTask DisposeAsync()
     {
         _stock.Dispose();
-        await _provider.DisposeAsync();
+        await _lab.DisposeAsync();
         await _redis.DisposeAsync();
     }
 

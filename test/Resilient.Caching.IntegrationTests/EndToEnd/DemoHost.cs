@@ -154,34 +154,11 @@ internal sealed class DemoHost : IAsyncDisposable
     // stock provider's 5 s.
     private static TimeSpan MaxRequestTime => TimeSpan.FromSeconds(3);
 
-    /// <summary>Retries <paramref name="attempt"/> until it returns true; bounded in time and in count.</summary>
-    public static async Task<TimeSpan> EventuallyAsync(string what, TimeSpan deadline, Func<Task<bool>> attempt)
-    {
-        var started = Stopwatch.GetTimestamp();
-        for (var i = 0; i < 1000; i++)
-        {
-            if (await attempt())
-            {
-                return Stopwatch.GetElapsedTime(started);
-            }
-
-            if (Stopwatch.GetElapsedTime(started) > deadline)
-            {
-                break;
-            }
-
-            await Task.Delay(50, Ct);
-        }
-
-        Assert.Fail($"{what}: not within {deadline.TotalSeconds:0.#} s");
-        return default;
-    }
-
     /// <summary>
     /// Waits (outside the window) until the connection the host started making is made: a cold first connect can
     /// take longer than the short operation timeout, and the test would then start with an open window.
     /// </summary>
-    public static async Task WaitForConnectionAsync(IServiceProvider services)
+    private static async Task WaitForConnectionAsync(IServiceProvider services)
     {
         var connection = services.GetRequiredService<ResilientRedisCacheServices>().Connection;
         Assert.True(await connection.WaitReadyAsync(TimeSpan.FromSeconds(10), Ct), "The demo did not connect to Redis within 10 s.");

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
+using Resilient.Caching.IntegrationTests.FaultLab;
 using Resilient.Caching.IntegrationTests.Infrastructure;
 using Xunit;
 
@@ -91,7 +92,7 @@ public sealed class DemoOutageTests
     {
         var bound = TimeSpan.FromSeconds(2);
         var visits = await demo.VisitSessionAsync();
-        await DemoHost.EventuallyAsync("the session counts on", bound, async () =>
+        await Lab.UntilAsync("the session counts on", bound, async () =>
         {
             var next = await demo.VisitSessionAsync();
             var counted = next == visits + 1;
@@ -102,7 +103,7 @@ public sealed class DemoOutageTests
         await AssertOutputCachedAsync(demo);
 
         var value = (await demo.ReadHybridAsync()).Value;
-        await DemoHost.EventuallyAsync("HybridCache reads its value from Redis", bound, async () =>
+        await Lab.UntilAsync("HybridCache reads its value from Redis", bound, async () =>
         {
             var again = await demo.ReadHybridAsync();
             var cached = again.FromRedis && again.Value == value;
@@ -114,7 +115,7 @@ public sealed class DemoOutageTests
     private static async Task AssertOutputCachedAsync(DemoHost demo)
     {
         var rendered = await demo.ReadOutputAsync();
-        await DemoHost.EventuallyAsync("the output page is served from Redis", TimeSpan.FromSeconds(2), async () =>
+        await Lab.UntilAsync("the output page is served from Redis", TimeSpan.FromSeconds(2), async () =>
         {
             var again = await demo.ReadOutputAsync();
             var cached = again == rendered;
@@ -162,7 +163,7 @@ public sealed class DemoOutageTests
         // The window may have just been reopened by a failed probe: one window, one connect, one round trip, and
         // slack for a loaded machine running other tests.
         var deadline = demo.Window + TimeSpan.FromSeconds(3);
-        var recovered = await DemoHost.EventuallyAsync("/health Healthy", deadline, async () => (await demo.ReadHealthAsync()).Status == "Healthy");
+        var recovered = await Lab.UntilAsync("/health Healthy", deadline, async () => (await demo.ReadHealthAsync()).Status == "Healthy");
 
         // Once the window is closed, every consumer uses Redis again.
         await AssertCachedInRedisAsync(demo);

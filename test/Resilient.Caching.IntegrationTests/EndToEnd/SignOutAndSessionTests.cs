@@ -11,7 +11,6 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Caching.Distributed;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 using Resilient.Caching.Configuration;
 using Resilient.Caching.IntegrationTests.FaultLab;
 using Resilient.Caching.IntegrationTests.Infrastructure;
@@ -158,9 +157,7 @@ public sealed class SignOutAndSessionTests
             {
                 o.Configuration = redis;
                 o.InstanceName = "web:";
-                o.OperationTimeout = Lab.OperationTimeout;
-                o.ConnectTimeout = Lab.ConnectTimeout;
-                o.UnavailableWindow = Lab.Window;
+                Lab.Apply(o);
                 setup?.Invoke(o);
             });
             builder.Services.AddSingleton<ITicketStore, DistributedTicketStore>();
@@ -227,7 +224,7 @@ public sealed class SignOutAndSessionTests
             {
                 using var response = await client.GetAsync("/health-less", Lab.Ct);
                 return Availability.IsAvailable;
-            }, (2 * (Lab.Window + Lab.CallBound)) + Lab.Slack);
+            }, Lab.RecoveryBound);
             Assert.True(recovered, "the cache did not use Redis again");
             Assert.Equal(0, Availability.PendingInvalidations);
         }

@@ -47,42 +47,22 @@ public sealed class BlackholeTests
         await lab.WarmUpAsync();
 
         proxy.SetMode(FaultMode.Blackhole);
-        Assert.Null(await GetAsync(lab, async));
+        Assert.Null(await lab.Cache.GetAsync("lab:warm-up", async));
         Assert.False(lab.Availability.IsAvailable);
         Assert.True(await Lab.EventuallyAsync(() => lab.Availability.RetryAfter == TimeSpan.Zero, Lab.Window + Lab.Slack));
 
         // The caller that starts the probe does not wait for it: the probe waits for the connection on its own.
         var caller = Stopwatch.StartNew();
-        Assert.Null(await GetAsync(lab, async));
+        Assert.Null(await lab.Cache.GetAsync("lab:warm-up", async));
         Assert.True(caller.Elapsed < Lab.SlowCall, $"the caller waited for the probe ({caller.Elapsed.TotalMilliseconds:0} ms)");
         Assert.True(await Lab.EventuallyAsync(() => lab.LogCount(Log.IdProbeFailed) == 1, Lab.CallBound), $"the probe did not fail.\n{lab.DescribeLogs()}");
 
         proxy.SetMode(FaultMode.PassThrough);
-        var healed = Stopwatch.StartNew();
-        // A fresh key each time, written then read: keys read during the outage are deleted at recovery.
-        byte[]? hit = null;
-        for (var i = 0; hit is null && healed.Elapsed < TimeSpan.FromSeconds(20); i++)
-        {
-            var key = $"used-again:{i}";
-            if (async)
-            {
-                await lab.Cache.SetAsync(key, Lab.Bytes("again"), new Microsoft.Extensions.Caching.Distributed.DistributedCacheEntryOptions(), Lab.Ct);
-                hit = await lab.Cache.GetAsync(key, Lab.Ct);
-            }
-            else
-            {
-                lab.Cache.Set(key, Lab.Bytes("again"), new Microsoft.Extensions.Caching.Distributed.DistributedCacheEntryOptions());
-                hit = lab.Cache.Get(key);
-            }
-
-            await Task.Delay(20, Lab.Ct);
-        }
-
-        Lab.Report($"used again {healed.Elapsed.TotalMilliseconds:0} ms after the heal\n{lab.DescribeLogs()}");
-        Assert.NotNull(hit);
+        var healed = await lab.UsedAgainAsync(async, within: TimeSpan.FromSeconds(20));
+        Lab.Report($"used again {healed.TotalMilliseconds:0} ms after the heal\n{lab.DescribeLogs()}");
 
         // One window (what was left of it) plus one round trip, with slack.
-        Assert.True(healed.Elapsed <= RecoveryBound, $"used again only {healed.Elapsed.TotalMilliseconds:0} ms after the heal (bound {RecoveryBound.TotalMilliseconds:0} ms)");
+        Assert.True(healed <= RecoveryBound, $"used again only {healed.TotalMilliseconds:0} ms after the heal (bound {RecoveryBound.TotalMilliseconds:0} ms)");
     }
 
     [Theory]
@@ -90,10 +70,7 @@ public sealed class BlackholeTests
     [InlineData(true)]
     public async Task Firewall_drop_while_traffic_flows(bool async)
     {
-        if (NetworkNamespaceRedis.SkipReason is { } reason)
-        {
-            Assert.Skip(reason);
-        }
+        NetworkNamespaceRedis.SkipIfUnavailable();
 
         await using var redis = await NetworkNamespaceRedis.StartAsync(cancellationToken: Lab.Ct);
         using var lab = new LabCache(redis.ConnectionString);
@@ -106,7 +83,4 @@ public sealed class BlackholeTests
         report.AssertSurvived(RecoveryBound);
         Assert.True(report.FirstHitAfterHeal - report.HealAt <= RecoveryBound, $"first hit too late: {report}");
     }
-
-    private static async Task<byte[]?> GetAsync(LabCache lab, bool async) =>
-        async ? await lab.Cache.GetAsync("lab:warm-up", Lab.Ct) : lab.Cache.Get("lab:warm-up");
 }

@@ -65,7 +65,7 @@ public sealed class BlipTests
         await lab.WarmUpAsync();
 
         server.Kill();
-        Assert.Null(async ? await lab.Cache.GetAsync("lab:warm-up", Lab.Ct) : lab.Cache.Get("lab:warm-up"));
+        Assert.Null(await lab.Cache.GetAsync("lab:warm-up", async));
 
         // The check on a fresh connection is refused too: a confirmed outage, one Warning.
         await lab.WaitForAvailabilityAsync(false, Lab.CallBound);

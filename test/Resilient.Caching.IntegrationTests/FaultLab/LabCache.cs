@@ -1,5 +1,7 @@
+using System.Diagnostics;
 using Microsoft.Extensions.Caching.Distributed;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Testing;
 using Resilient.Caching.Configuration;
@@ -9,39 +11,47 @@ using Xunit;
 namespace Resilient.Caching.IntegrationTests.FaultLab;
 
 /// <summary>
-/// The resilient cache under test, built through dependency injection exactly as an application registers it (the
-/// host is not started, so nothing connects before the first call), with the lab settings and its logs captured.
-/// Every integration test that needs the cache alone builds it here.
+/// The resilient cache under test, registered in a generic host exactly as an application registers it, with the
+/// lab settings and its logs captured. The host is not started unless a test asks (<see cref="StartAsync"/>), so
+/// nothing connects before the first call. Every integration test that needs the cache without a web server builds
+/// it here; the consumers it needs besides (output cache, health check, meter) are added through <c>services</c>.
 /// </summary>
-internal sealed class LabCache : IDisposable
+internal sealed class LabCache : IDisposable, IAsyncDisposable
 {
-    private readonly ServiceProvider _provider;
+    private readonly IHost _host;
+    private bool _started;
 
     /// <param name="configuration">The Redis connection string.</param>
     /// <param name="setup">Settings on top of the lab's.</param>
     /// <param name="environment">The flat environment variables the cache sees (none by default).</param>
-    public LabCache(string configuration, Action<ResilientRedisCacheOptions>? setup = null, Func<string, string?>? environment = null)
+    /// <param name="services">Registrations besides the cache.</param>
+    public LabCache(
+        string configuration,
+        Action<ResilientRedisCacheOptions>? setup = null,
+        Func<string, string?>? environment = null,
+        Action<IServiceCollection>? services = null)
     {
-        var services = new ServiceCollection();
-        services.AddLogging(b => b.SetMinimumLevel(LogLevel.Debug).AddProvider(new FakeLoggerProvider(Logs)));
+        // No defaults: no appsettings.json and no Redis__* variables of the machine running the tests.
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.ConfigureContainer(new DefaultServiceProviderFactory(new ServiceProviderOptions { ValidateOnBuild = true }));
+        builder.Logging.SetMinimumLevel(LogLevel.Debug).AddProvider(new FakeLoggerProvider(Logs));
 
         // The flat environment variables are process-wide and tests run in parallel: each cache gets its own view.
-        services.AddSingleton(new EnvironmentVariables(environment ?? (_ => null)));
-        services.AddResilientStackExchangeRedisCache(o =>
+        builder.Services.AddSingleton(new EnvironmentVariables(environment ?? (_ => null)));
+        builder.Services.AddResilientStackExchangeRedisCache(o =>
         {
             o.Configuration = configuration;
-            o.OperationTimeout = Lab.OperationTimeout;
-            o.ConnectTimeout = Lab.ConnectTimeout;
-            o.UnavailableWindow = Lab.Window;
+            Lab.Apply(o);
             o.TcpKeepAlive.Idle = TimeSpan.FromSeconds(2);
             o.TcpKeepAlive.Interval = TimeSpan.FromSeconds(1);
             o.TcpKeepAlive.Count = 2;
             setup?.Invoke(o);
         });
-        _provider = services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true });
-        Cache = (ResilientDistributedCache)_provider.GetRequiredService<IDistributedCache>();
-        Availability = _provider.GetRequiredService<CacheAvailability>();
-        Services = _provider.GetRequiredService<ResilientRedisCacheServices>();
+        services?.Invoke(builder.Services);
+        _host = builder.Build();
+        Cache = (ResilientDistributedCache)Provider.GetRequiredService<IDistributedCache>();
+        Availability = Provider.GetRequiredService<CacheAvailability>();
+        Services = Provider.GetRequiredService<ResilientRedisCacheServices>();
     }
 
     public FakeLogCollector Logs { get; } = new();
@@ -50,12 +60,29 @@ internal sealed class LabCache : IDisposable
 
     public CacheAvailability Availability { get; }
 
+    /// <summary>The application's container, for the consumers added besides the cache.</summary>
+    public IServiceProvider Provider => _host.Services;
+
     internal ResilientRedisCacheServices Services { get; }
+
+    /// <summary>Starts the host, as an application starts; the host is stopped when this is disposed asynchronously.</summary>
+    public async Task StartAsync()
+    {
+        await _host.StartAsync(Lab.Ct);
+        _started = true;
+    }
+
+    /// <summary>
+    /// Waits (outside the window) until the connection is made: a cold first connect can take longer than the short
+    /// operation timeout, and the test would then start with an open window.
+    /// </summary>
+    public async Task WaitForConnectionAsync() =>
+        Assert.True(await Services.Connection.WaitReadyAsync(TimeSpan.FromSeconds(10), Lab.Ct), $"no connection within 10 s.\n{DescribeLogs()}");
 
     /// <summary>The multiplexer the cache currently uses (connecting first if there is none).</summary>
     public async Task<IConnectionMultiplexer> GetMultiplexerAsync()
     {
-        Assert.True(await Services.Connection.WaitReadyAsync(TimeSpan.FromSeconds(10), Lab.Ct), $"no connection within 10 s.\n{DescribeLogs()}");
+        await WaitForConnectionAsync();
         return await Services.Connection.GetMultiplexerAsync();
     }
 
@@ -100,8 +127,71 @@ internal sealed class LabCache : IDisposable
         }
     }
 
+    /// <summary>
+    /// Reads until a probe closes the window (it applies what is pending first), for at most <paramref name="within"/>
+    /// (by default <see cref="Lab.RecoveryBound"/>); returns how long it took. After a heal, nothing else calls: the
+    /// window only closes when a call starts the probe.
+    /// </summary>
+    public async Task<TimeSpan> RecoverAsync(bool async = true, TimeSpan? within = null)
+    {
+        var bound = within ?? Lab.RecoveryBound;
+        var clock = Stopwatch.StartNew();
+        var recovered = await Lab.EventuallyAsync(
+            async () =>
+            {
+                _ = await Cache.GetAsync("lab:recovery-trigger", async);
+                return Availability.IsAvailable;
+            },
+            bound);
+        Assert.True(recovered, $"the window did not close within {bound.TotalSeconds:0.#} s.\n{DescribeLogs()}");
+        return clock.Elapsed;
+    }
+
+    /// <summary>
+    /// Writes a fresh key and reads it back until the value comes back from Redis, for at most
+    /// <paramref name="within"/> (by default <see cref="Lab.RecoveryBound"/>; zero: the first try must hit); returns
+    /// how long it took. A fresh key each try, because a key read during the outage is deleted at recovery.
+    /// </summary>
+    public async Task<TimeSpan> UsedAgainAsync(bool async, TimeSpan? within = null)
+    {
+        var bound = within ?? Lab.RecoveryBound;
+        var value = Lab.Bytes("again");
+        var clock = Stopwatch.StartNew();
+        var hit = await Lab.EventuallyAsync(
+            async () =>
+            {
+                var key = $"used-again:{Guid.NewGuid():N}";
+                await Cache.SetAsync(key, value, async);
+                return await Cache.GetAsync(key, async) is { } read && read.SequenceEqual(value);
+            },
+            bound);
+        var elapsed = clock.Elapsed;
+        Assert.True(hit, $"the cache was not used again within {bound.TotalSeconds:0.#} s.\n{DescribeLogs()}");
+        Assert.True(Availability.IsAvailable, $"a read hit but the window is open.\n{DescribeLogs()}");
+        return elapsed;
+    }
+
+    /// <summary>The captured log, one record a line, for a failure message or the test output.</summary>
     public string DescribeLogs() =>
         string.Join('\n', Logs.GetSnapshot().Select(r => $"{r.Timestamp:HH:mm:ss.fff} {r.Level} [{r.Id.Id}] {r.Message}"));
 
-    public void Dispose() => _provider.Dispose();
+    public void Dispose() => _host.Dispose();
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_started)
+        {
+            _started = false;
+            await _host.StopAsync(CancellationToken.None);
+        }
+
+        if (_host is IAsyncDisposable disposable)
+        {
+            await disposable.DisposeAsync();
+        }
+        else
+        {
+            _host.Dispose();
+        }
+    }
 }

@@ -1,5 +1,4 @@
 using System.Text;
-using Microsoft.Extensions.Caching.Distributed;
 using Microsoft.Extensions.Logging;
 using Xunit;
 
@@ -73,8 +72,6 @@ internal sealed record OutageReport(
 /// </summary>
 internal static class Outage
 {
-    private static readonly TimeSpan CloseTimeout = (2 * (Lab.Window + Lab.CallBound)) + Lab.Slack;
-
     public static async Task<OutageReport> RunAsync(LabCache lab, bool async, Fault fault, OutageOptions? options = null)
     {
         options ??= new OutageOptions();
@@ -120,11 +117,11 @@ internal static class Outage
             healAt = traffic.Now;
             try
             {
-                await lab.WaitForAvailabilityAsync(true, CloseTimeout);
+                await lab.WaitForAvailabilityAsync(true, Lab.RecoveryBound);
             }
             catch (TimeoutException)
             {
-                Assert.Fail($"{fault.Name}: the cache did not use Redis again within {CloseTimeout.TotalSeconds:0.#} s of the heal.\n{lab.DescribeLogs()}\n{traffic.Describe(healAt - Lab.Window, traffic.Now)}");
+                Assert.Fail($"{fault.Name}: the cache did not use Redis again within {Lab.RecoveryBound.TotalSeconds:0.#} s of the heal.\n{lab.DescribeLogs()}\n{traffic.Describe(healAt - Lab.Window, traffic.Now)}");
             }
         }
         finally
@@ -139,7 +136,7 @@ internal static class Outage
         traffic.Release();
         var firstHit = options.WritesOnly ? null : await traffic.WaitForAsync(s => s.Outcome == CallOutcome.Hit, closedAt, TimeSpan.FromSeconds(5));
         await traffic.StopAsync();
-        await AssertUsedAgainAsync(lab, async);
+        await lab.UsedAgainAsync(async, within: TimeSpan.Zero);
 
         var outageCalls = traffic.Samples.Where(s => s.At >= faultAt && s.At <= closedAt).ToList();
         return new OutageReport(
@@ -178,27 +175,6 @@ internal static class Outage
         Assert.True(report.Skipped > 0, $"no call skipped Redis: {report}");
         Assert.True(report.WindowWarnings <= 1 + report.FailedProbes, $"more than one Warning per window: {report}");
         Assert.True(report.Recovery <= recovery, $"recovery took {report.Recovery.TotalMilliseconds:0} ms after the heal (bound {recovery.TotalMilliseconds:0} ms): {report}");
-    }
-
-    /// <summary>A write then a read through the cache: the value comes back from Redis.</summary>
-    public static async Task AssertUsedAgainAsync(LabCache lab, bool async)
-    {
-        var key = $"used-again:{Guid.NewGuid():N}";
-        var value = Lab.Bytes("again");
-        byte[]? read;
-        if (async)
-        {
-            await lab.Cache.SetAsync(key, value, new DistributedCacheEntryOptions(), Lab.Ct);
-            read = await lab.Cache.GetAsync(key, Lab.Ct);
-        }
-        else
-        {
-            lab.Cache.Set(key, value, new DistributedCacheEntryOptions());
-            read = lab.Cache.Get(key);
-        }
-
-        Assert.True(read is not null && read.SequenceEqual(value), $"the cache is not used again after recovery.\n{lab.DescribeLogs()}");
-        Assert.True(lab.Availability.IsAvailable);
     }
 
     /// <summary>The calls, with runs of short-circuited ones folded into one line.</summary>

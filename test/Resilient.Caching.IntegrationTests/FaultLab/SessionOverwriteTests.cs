@@ -30,8 +30,8 @@ public sealed class SessionOverwriteTests
         var emptySession = Lab.Bytes("session: (new)");
         var entry = new DistributedCacheEntryOptions { SlidingExpiration = TimeSpan.FromMinutes(20) };
 
-        await SetAsync(lab, session, entry, async);
-        Assert.Equal(session, await GetAsync(lab, async));
+        await lab.Cache.SetAsync(Key, session, async, entry);
+        Assert.Equal(session, await lab.Cache.GetAsync(Key, async));
         var writesBefore = await WritesAsync(server);
 
         // The request: the session read fails...
@@ -50,11 +50,11 @@ public sealed class SessionOverwriteTests
 
         try
         {
-            Assert.Null(await GetAsync(lab, async));
+            Assert.Null(await lab.Cache.GetAsync(Key, async));
             Assert.False(lab.Availability.IsAvailable, "the failed read did not open the window");
 
             // ...so the application works with an empty session and writes it back at the end of the request.
-            await SetAsync(lab, emptySession, entry, async);
+            await lab.Cache.SetAsync(Key, emptySession, async, entry);
         }
         finally
         {
@@ -68,7 +68,7 @@ public sealed class SessionOverwriteTests
 
         // Once Redis is used again, the session stored before the failure is still there.
         byte[]? after = null;
-        var recovered = await Lab.EventuallyAsync(async () => (after = await GetAsync(lab, async)) is not null, (2 * (Lab.Window + Lab.CallBound)) + Lab.Slack);
+        var recovered = await Lab.EventuallyAsync(async () => (after = await lab.Cache.GetAsync(Key, async)) is not null, Lab.RecoveryBound);
         Assert.True(recovered, $"the cache did not read the session again after the fault healed.\n{lab.DescribeLogs()}");
         Assert.Equal(session, after);
         Assert.Equal(writesBefore, await WritesAsync(server));
@@ -77,19 +77,4 @@ public sealed class SessionOverwriteTests
 
     private static async Task<long> WritesAsync(RedisServer server) =>
         (await server.GetCommandCallsAsync()).TryGetValue("hmset", out var calls) ? calls : 0;
-
-    private static async Task<byte[]?> GetAsync(LabCache lab, bool async) =>
-        async ? await lab.Cache.GetAsync(Key, Lab.Ct) : lab.Cache.Get(Key);
-
-    private static async Task SetAsync(LabCache lab, byte[] value, DistributedCacheEntryOptions entry, bool async)
-    {
-        if (async)
-        {
-            await lab.Cache.SetAsync(Key, value, entry, Lab.Ct);
-        }
-        else
-        {
-            lab.Cache.Set(Key, value, entry);
-        }
-    }
 }

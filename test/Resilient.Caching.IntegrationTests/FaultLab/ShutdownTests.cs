@@ -2,7 +2,6 @@ using System.Diagnostics;
 using Microsoft.AspNetCore.OutputCaching;
 using Microsoft.Extensions.Caching.Distributed;
 using Microsoft.Extensions.DependencyInjection;
-using Resilient.Caching.Configuration;
 using Resilient.Caching.IntegrationTests.Infrastructure;
 using Xunit;
 
@@ -19,14 +18,9 @@ public sealed class ShutdownTests
     public async Task Disposal_with_calls_in_flight_to_a_frozen_redis_does_not_wait()
     {
         await using var server = await RedisServer.StartNewAsync(cancellationToken: Lab.Ct);
-        var services = new ServiceCollection();
-        services.AddLogging();
-        services.AddSingleton(new EnvironmentVariables(_ => null));
-        services.AddResilientStackExchangeRedisCache(o => o.Configuration = server.ConnectionString);
-        services.AddResilientStackExchangeRedisOutputCache();
-        var provider = services.BuildServiceProvider();
-        var cache = provider.GetRequiredService<IDistributedCache>();
-        var store = provider.GetRequiredService<IOutputCacheStore>();
+        var lab = new LabCache(server.ConnectionString, Lab.UseDefaultTimeouts, services: s => s.AddResilientStackExchangeRedisOutputCache());
+        var cache = lab.Cache;
+        var store = lab.Provider.GetRequiredService<IOutputCacheStore>();
         await cache.SetStringAsync("k", "v", Lab.Ct);
         await store.SetAsync("page", [1], ["tag"], TimeSpan.FromMinutes(1), Lab.Ct);
         Assert.Equal("v", await cache.GetStringAsync("k", Lab.Ct));
@@ -45,7 +39,7 @@ public sealed class ShutdownTests
             Assert.All(inFlight, t => Assert.False(t.IsCompleted));
 
             var dispose = Stopwatch.StartNew();
-            await provider.DisposeAsync();
+            await lab.DisposeAsync();
             dispose.Stop();
             Lab.Report($"disposal took {dispose.Elapsed.TotalMilliseconds:0} ms");
             Assert.True(dispose.Elapsed < TimeSpan.FromSeconds(1), $"disposal took {dispose.Elapsed.TotalMilliseconds:0} ms");

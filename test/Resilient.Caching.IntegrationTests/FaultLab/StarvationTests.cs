@@ -34,11 +34,7 @@ public sealed class StarvationTests
     [Fact]
     public async Task Control_without_dedicated_threads()
     {
-        if (Environment.GetEnvironmentVariable("FAULTLAB_BASELINE") is not "1")
-        {
-            Assert.Skip("thread-pool reader measurement: set FAULTLAB_BASELINE=1 to run it");
-        }
-
+        Lab.SkipUnlessMeasuring();
         StackExchange.Redis.ConnectionMultiplexer.SetFeatureFlag(Connection.RedisConnection.DedicatedThreadsFlag, false);
         try
         {

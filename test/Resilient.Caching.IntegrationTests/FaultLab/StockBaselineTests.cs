@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using Microsoft.Extensions.Caching.Distributed;
 using Resilient.Caching.IntegrationTests.Infrastructure;
 using Xunit;
@@ -26,7 +24,7 @@ public sealed class StockBaselineTests
     {
         if (async)
         {
-            SkipUnlessMeasuring(); // The sync variant is scenario 3's baseline and always runs.
+            Lab.SkipUnlessMeasuring(); // The sync variant is scenario 3's baseline and always runs.
         }
 
         await using var server = await RedisServer.StartNewAsync(cancellationToken: Lab.Ct);
@@ -55,7 +53,7 @@ public sealed class StockBaselineTests
     [InlineData("loading", false)]
     public async Task Fault_while_traffic_flows(string fault, bool async)
     {
-        SkipUnlessMeasuring();
+        Lab.SkipUnlessMeasuring();
         await using var server = await RedisServer.StartNewAsync(new RedisServerOptions { MaxMemoryPolicy = "noeviction" }, Lab.Ct);
         await using var primary = await RedisServer.StartNewAsync(cancellationToken: Lab.Ct);
         await using var proxy = new FaultProxy(server.Host, server.Port);
@@ -140,11 +138,8 @@ public sealed class StockBaselineTests
     [InlineData(true)]
     public async Task Firewall_drop_while_traffic_flows(bool async)
     {
-        SkipUnlessMeasuring();
-        if (NetworkNamespaceRedis.SkipReason is { } reason)
-        {
-            Assert.Skip(reason);
-        }
+        Lab.SkipUnlessMeasuring();
+        NetworkNamespaceRedis.SkipIfUnavailable();
 
         await using var redis = await NetworkNamespaceRedis.StartAsync(cancellationToken: Lab.Ct);
         using var stock = Lab.CreateStock(redis.ConnectionString);
@@ -154,11 +149,8 @@ public sealed class StockBaselineTests
     [Fact]
     public async Task Idle_connection_dropped_by_a_firewall()
     {
-        SkipUnlessMeasuring();
-        if (NetworkNamespaceRedis.SkipReason is { } reason)
-        {
-            Assert.Skip(reason);
-        }
+        Lab.SkipUnlessMeasuring();
+        NetworkNamespaceRedis.SkipIfUnavailable();
 
         await using var redis = await NetworkNamespaceRedis.StartAsync(cancellationToken: Lab.Ct);
         using var stock = Lab.CreateStock(redis.ConnectionString);
@@ -183,7 +175,7 @@ public sealed class StockBaselineTests
     [InlineData("wrong")]
     public async Task Credentials_rejected(string? password)
     {
-        SkipUnlessMeasuring();
+        Lab.SkipUnlessMeasuring();
         await using var server = await RedisServer.StartNewAsync(new RedisServerOptions { RequirePass = "right" }, Lab.Ct);
         using var stock = Lab.CreateStock($"{server.Host}:{server.Port}{(password is null ? string.Empty : ",password=" + password)}");
         Lab.Report($"STOCK credentials {password ?? "(none)"}: first {Time(() => stock.Get("k"))}; second {Time(() => stock.Get("k"))}");
@@ -192,7 +184,7 @@ public sealed class StockBaselineTests
     [Fact]
     public async Task Configured_against_a_replica()
     {
-        SkipUnlessMeasuring();
+        Lab.SkipUnlessMeasuring();
         await using var primary = await RedisServer.StartNewAsync(cancellationToken: Lab.Ct);
         await using var replica = await RedisServer.StartNewAsync(new RedisServerOptions { ReplicaOfHost = primary.Host, ReplicaOfPort = primary.Port }, Lab.Ct);
         using var stock = Lab.CreateStock(replica.ConnectionString);
@@ -205,9 +197,9 @@ public sealed class StockBaselineTests
     [InlineData("TLS to a plain port")]
     public async Task Bad_or_absent_at_start_up(string configuration)
     {
-        SkipUnlessMeasuring();
+        Lab.SkipUnlessMeasuring();
         await using var plain = await RedisServer.StartNewAsync(cancellationToken: Lab.Ct);
-        var port = ClosedPort();
+        var port = Lab.ClosedPort();
         using var stock = Lab.CreateStock(configuration switch
         {
             "unresolvable host" => Lab.UnresolvableHost + ":6379",
@@ -234,7 +226,7 @@ public sealed class StockBaselineTests
     [Fact]
     public async Task Many_concurrent_callers_during_an_outage()
     {
-        SkipUnlessMeasuring();
+        Lab.SkipUnlessMeasuring();
         await using var server = await RedisServer.StartNewAsync(cancellationToken: Lab.Ct);
         using var stock = Lab.CreateStock(server.ConnectionString);
         stock.Set("k", Lab.Bytes("v"), new DistributedCacheEntryOptions());
@@ -254,7 +246,7 @@ public sealed class StockBaselineTests
     [Fact]
     public async Task Session_read_fails_then_the_empty_session_is_written()
     {
-        SkipUnlessMeasuring();
+        Lab.SkipUnlessMeasuring();
         await using var server = await RedisServer.StartNewAsync(cancellationToken: Lab.Ct);
         using var stock = Lab.CreateStock(server.ConnectionString);
         var entry = new DistributedCacheEntryOptions { SlidingExpiration = TimeSpan.FromMinutes(20) };
@@ -283,13 +275,6 @@ public sealed class StockBaselineTests
     private static Fault ProxyFault(FaultProxy proxy, string name, FaultMode mode) =>
         new(name, () => { proxy.SetMode(mode); return Task.CompletedTask; }, () => { proxy.SetMode(FaultMode.PassThrough); return Task.CompletedTask; });
 
-    private static int ClosedPort()
-    {
-        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)socket.LocalEndPoint!).Port;
-    }
-
     /// <summary>Times one call of the stock provider, which throws when Redis fails.</summary>
     private static Timed Time(Action call)
     {
@@ -305,13 +290,6 @@ public sealed class StockBaselineTests
         }
     }
 
-    private static void SkipUnlessMeasuring()
-    {
-        if (Environment.GetEnvironmentVariable("FAULTLAB_BASELINE") is not "1")
-        {
-            Assert.Skip("stock-provider measurement: set FAULTLAB_BASELINE=1 to run it");
-        }
-    }
 
     private sealed record Timed(TimeSpan Elapsed, Exception? Error)
     {

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net.Sockets;
+using Resilient.Caching.IntegrationTests.FaultLab;
 using Xunit;
 
 namespace Resilient.Caching.IntegrationTests.Infrastructure;
@@ -92,7 +93,7 @@ public sealed class RedisClusterFailoverSelfTests
         primary.Kill();
         var promotion = await cluster.WaitForPromotionAsync(replica, killedAt, PromotionBound);
 
-        SelfTest.Report($"cluster kill: promoted after {promotion.After.TotalMilliseconds:0} ms, settled after {promotion.SettledAfter.TotalMilliseconds:0} ms");
+        Lab.Report($"cluster kill: promoted after {promotion.After.TotalMilliseconds:0} ms, settled after {promotion.SettledAfter.TotalMilliseconds:0} ms");
         Assert.Same(replica, promotion.NewPrimary);
         Assert.InRange(promotion.After, cluster.Options.NodeTimeout, PromotionBound);
         Assert.True("$10\r\nreplicated\r\n" == await replica.Server.ExecuteAsync("GET", key), "the promoted replica lost the write: " + await replica.Server.ExecuteAsync("INFO", "replication"));
@@ -109,7 +110,7 @@ public sealed class RedisClusterFailoverSelfTests
         await RedisCluster.FailoverAsync(primary);
         var planned = await cluster.WaitForPromotionAsync(primary, failoverAt, PromotionBound);
 
-        SelfTest.Report($"cluster planned failover: promoted after {planned.After.TotalMilliseconds:0} ms, settled after {planned.SettledAfter.TotalMilliseconds:0} ms");
+        Lab.Report($"cluster planned failover: promoted after {planned.After.TotalMilliseconds:0} ms, settled after {planned.SettledAfter.TotalMilliseconds:0} ms");
         Assert.Same(primary, planned.NewPrimary);
         Assert.True("$10\r\nreplicated\r\n" == await primary.Server.ExecuteAsync("GET", key), "the planned failover lost the write: " + await primary.Server.ExecuteAsync("INFO", "replication"));
         Assert.Same(primary, await cluster.GetPrimaryForKeyAsync(key));
@@ -162,7 +163,7 @@ public sealed class RedisClusterCoverageSelfTests
         Assert.Equal("+OK\r\n", await replica.Server.ExecuteAsync("CONFIG", "SET", "cluster-replica-no-failover", "yes"));
         dead.Kill();
         Assert.True(
-            await SelfTest.EventuallyAsync(async () => RespReply.Info(await healthy.Server.ExecuteAsync("CLUSTER", "INFO"))["cluster_slots_fail"] != "0", PromotionBound),
+            await Lab.EventuallyAsync(async () => RespReply.Info(await healthy.Server.ExecuteAsync("CLUSTER", "INFO"))["cluster_slots_fail"] != "0", PromotionBound),
             "the healthy primary never marked the dead one failing");
 
         var healthyReply = await healthy.Server.ExecuteAsync("SET", healthyKey, "v");
@@ -228,7 +229,7 @@ public sealed class RedisSentinelFixtureSelfTests
         primary.Kill();
         var promotion = await sentinel.WaitForPromotionAsync(primary, killedAt, PromotionBound);
 
-        SelfTest.Report($"sentinel kill: promoted after {promotion.After.TotalMilliseconds:0} ms, settled after {promotion.SettledAfter.TotalMilliseconds:0} ms");
+        Lab.Report($"sentinel kill: promoted after {promotion.After.TotalMilliseconds:0} ms, settled after {promotion.SettledAfter.TotalMilliseconds:0} ms");
         Assert.Same(sentinel.DataNodes[1], promotion.NewPrimary);
         Assert.InRange(promotion.After, TimeSpan.FromSeconds(1), PromotionBound);
         Assert.Same(sentinel.DataNodes[1], await sentinel.GetPrimaryAsync());
@@ -247,7 +248,7 @@ public sealed class RedisSentinelFixtureSelfTests
         await sentinel.FailoverAsync();
         var promotion = await sentinel.WaitForPromotionAsync(primary, failoverAt, PromotionBound);
 
-        SelfTest.Report($"sentinel planned failover: promoted after {promotion.After.TotalMilliseconds:0} ms, settled after {promotion.SettledAfter.TotalMilliseconds:0} ms");
+        Lab.Report($"sentinel planned failover: promoted after {promotion.After.TotalMilliseconds:0} ms, settled after {promotion.SettledAfter.TotalMilliseconds:0} ms");
         Assert.Same(sentinel.DataNodes[1], promotion.NewPrimary);
         Assert.Equal("$1\r\nv\r\n", await promotion.NewPrimary.ExecuteAsync("GET", "k"));
     }
@@ -264,7 +265,7 @@ public sealed class RedisSentinelFixtureSelfTests
         {
             var promotion = await sentinel.WaitForPromotionAsync(primary, pausedAt, PromotionBound);
 
-            SelfTest.Report($"sentinel SIGSTOP: promoted after {promotion.After.TotalMilliseconds:0} ms, settled after {promotion.SettledAfter.TotalMilliseconds:0} ms");
+            Lab.Report($"sentinel SIGSTOP: promoted after {promotion.After.TotalMilliseconds:0} ms, settled after {promotion.SettledAfter.TotalMilliseconds:0} ms");
             Assert.Same(sentinel.DataNodes[1], promotion.NewPrimary);
             Assert.InRange(promotion.After, TimeSpan.FromSeconds(1), PromotionBound);
         }

@@ -29,26 +29,6 @@ internal static class SelfTest
 
     /// <summary>True if nothing at all (no data, FIN or RST) has arrived on the socket: it is open but silent.</summary>
     public static bool IsSilentButOpen(Socket socket) => !socket.Poll(0, SelectMode.SelectRead);
-
-    /// <summary>A figure for the test output (failover times), not asserted beyond its bound.</summary>
-    public static void Report(string line) => TestContext.Current.TestOutputHelper?.WriteLine(line);
-
-    /// <summary>Polls <paramref name="condition"/> until it holds or <paramref name="timeout"/> passes; false on time-out.</summary>
-    public static async Task<bool> EventuallyAsync(Func<Task<bool>> condition, TimeSpan timeout)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (!await condition())
-        {
-            if (deadline.Elapsed > timeout)
-            {
-                return false;
-            }
-
-            await Task.Delay(20, Token);
-        }
-
-        return true;
-    }
 }
 
 public sealed class RedisServerFixtureSelfTests
@@ -245,11 +225,7 @@ public sealed class NetworkNamespaceRedisFixtureSelfTests
     [Fact]
     public async Task Drop_silences_traffic_restore_heals_and_dispose_removes_the_namespace()
     {
-        // Assert.SkipWhen(condition, reason) rejects a null reason even when the condition is false.
-        if (NetworkNamespaceRedis.SkipReason is { } skipReason)
-        {
-            Assert.Skip(skipReason);
-        }
+        NetworkNamespaceRedis.SkipIfUnavailable();
 
         var fixture = await NetworkNamespaceRedis.StartAsync(cancellationToken: SelfTest.Token);
         var name = fixture.Name;

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using Xunit;
 
 namespace Resilient.Caching.IntegrationTests.Infrastructure;
 
@@ -11,6 +12,9 @@ internal static class KernelSockets
 {
     private const int Established = 0x01;
     private const double TicksPerSecond = 100;
+
+    /// <summary>Skips the calling test where there is no /proc/net/tcp to read.</summary>
+    public static void SkipUnlessLinux() => Assert.SkipUnless(OperatingSystem.IsLinux(), "reads /proc/net/tcp (Linux only)");
 
     public static IReadOnlyList<TcpSocket> ClientSocketsTo(int remotePort) =>
         [.. Read("/proc/net/tcp").Concat(Read("/proc/net/tcp6")).Where(s => s.State == Established && s.Remote.Port == remotePort)];

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.RegularExpressions;
+using Xunit;
 
 namespace Resilient.Caching.IntegrationTests.Infrastructure;
 
@@ -10,8 +11,8 @@ namespace Resilient.Caching.IntegrationTests.Infrastructure;
 /// redis-server inside its own Linux network namespace, reachable from the host over a veth pair on a private /30
 /// (host 10.200.X.1, redis 10.200.X.2:6379). Unlike <see cref="FaultProxy"/>, <see cref="DropTrafficAsync"/> makes
 /// the kernel silently drop every packet (iptables DROP in the namespace: no RST, no ICMP), so even new TCP
-/// handshakes hang - the real "network partition / firewall drop" case. Linux + root only: check
-/// <see cref="SkipReason"/> first. Always use with <c>await using</c>: dispose removes the namespace and veth.
+/// handshakes hang - the real "network partition / firewall drop" case. Linux + root only: call
+/// <see cref="SkipIfUnavailable"/> first. Always use with <c>await using</c>: dispose removes the namespace and veth.
 /// </summary>
 public sealed partial class NetworkNamespaceRedis : IAsyncDisposable
 {
@@ -46,7 +47,7 @@ public sealed partial class NetworkNamespaceRedis : IAsyncDisposable
         Name = $"{NamePrefix}{Environment.ProcessId}-{suffix}";
     }
 
-    /// <summary>Null when this fixture can run here; otherwise why not (for <c>Assert.SkipWhen</c>).</summary>
+    /// <summary>Null when this fixture can run here; otherwise why not.</summary>
     public static string? SkipReason => LazySkipReason.Value;
 
     /// <summary>Network namespace name, "rctest-&lt;pid&gt;-&lt;random&gt;".</summary>
@@ -72,6 +73,16 @@ public sealed partial class NetworkNamespaceRedis : IAsyncDisposable
 
     /// <summary>The redis process (Kill/Pause/Resume/ExecuteAsync/stats work as on a loopback server).</summary>
     public RedisServer Redis => _redis ?? throw new InvalidOperationException("Not started.");
+
+    /// <summary>Skips the calling test where this fixture cannot run (<see cref="SkipReason"/>).</summary>
+    public static void SkipIfUnavailable()
+    {
+        // Assert.SkipWhen(condition, reason) rejects a null reason even when the condition is false.
+        if (SkipReason is { } reason)
+        {
+            Assert.Skip(reason);
+        }
+    }
 
     /// <summary>
     /// Creates the namespace and veth pair and starts redis in it. <paramref name="options"/> may set memory limits,

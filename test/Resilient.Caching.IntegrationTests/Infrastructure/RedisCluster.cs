@@ -333,7 +333,7 @@ public sealed class RedisCluster : IAsyncDisposable
         var deadline = Stopwatch.StartNew();
         while (await TryAsync(replica, "ROLE") is not { } role || RespReply.Array(role) is not [string and "master", ..])
         {
-            ThrowIfLate(deadline, timeout, $"{replica} was not promoted");
+            FixtureWaits.ThrowIfLate(deadline, timeout, $"{replica} was not promoted");
             await Task.Delay(Poll);
         }
 
@@ -450,7 +450,7 @@ public sealed class RedisCluster : IAsyncDisposable
             }
 
             last = state;
-            ThrowIfLate(deadline, timeout, $"{what}; last seen: {last}");
+            FixtureWaits.ThrowIfLate(deadline, timeout, $"{what}; last seen: {last}");
             await Task.Delay(Poll * 2.5);
         }
     }
@@ -493,25 +493,5 @@ public sealed class RedisCluster : IAsyncDisposable
     private static async Task<ClusterTopology?> TryGetTopologyAsync(ClusterNode node) =>
         await TryAsync(node, "CLUSTER", "NODES") is { } reply ? ClusterTopology.Parse(RespReply.Text(reply)) : null;
 
-    /// <summary>One command with a short reply time-out; null when the node is down, frozen or replies with an error.</summary>
-    private static async Task<string?> TryAsync(ClusterNode node, params string[] command)
-    {
-        try
-        {
-            var reply = await node.Server.ExecuteAsync(ProbeTimeout, command);
-            return reply.StartsWith('-') ? null : reply;
-        }
-        catch (Exception ex) when (ex is System.Net.Sockets.SocketException or TimeoutException or IOException or InvalidOperationException)
-        {
-            return null;
-        }
-    }
-
-    private static void ThrowIfLate(Stopwatch elapsed, TimeSpan timeout, string what)
-    {
-        if (elapsed.Elapsed > timeout)
-        {
-            throw new TimeoutException($"{what} within {timeout.TotalSeconds:0.#} s.");
-        }
-    }
+    private static Task<string?> TryAsync(ClusterNode node, params string[] command) => node.Server.TryExecuteAsync(ProbeTimeout, command);
 }

@@ -111,7 +111,7 @@ public sealed class RedisSentinel : IAsyncDisposable
 
             if (newPort is null)
             {
-                ThrowIfLate(deadline, timeout, $"no sentinel switched away from {oldPrimary.Port}");
+                FixtureWaits.ThrowIfLate(deadline, timeout, $"no sentinel switched away from {oldPrimary.Port}");
                 await Task.Delay(Poll);
             }
         }
@@ -120,7 +120,7 @@ public sealed class RedisSentinel : IAsyncDisposable
         var promoted = _dataNodes.Single(n => n.Port == newPort);
         while (!await AllSentinelsNameAsync(newPort.Value) || !await SaysPrimaryAsync(promoted))
         {
-            ThrowIfLate(deadline, timeout, $"the sentinels did not all settle on {newPort}");
+            FixtureWaits.ThrowIfLate(deadline, timeout, $"the sentinels did not all settle on {newPort}");
             await Task.Delay(Poll);
         }
 
@@ -143,7 +143,7 @@ public sealed class RedisSentinel : IAsyncDisposable
                 return;
             }
 
-            ThrowIfLate(deadline, timeout, $"the sentinels did not become healthy ({state})");
+            FixtureWaits.ThrowIfLate(deadline, timeout, $"the sentinels did not become healthy ({state})");
             await Task.Delay(Poll * 2.5);
         }
     }
@@ -176,7 +176,7 @@ public sealed class RedisSentinel : IAsyncDisposable
         var synced = Stopwatch.StartNew();
         while (!await LinkUpAsync(replica))
         {
-            ThrowIfLate(synced, TimeSpan.FromSeconds(15), "the replica did not sync");
+            FixtureWaits.ThrowIfLate(synced, TimeSpan.FromSeconds(15), "the replica did not sync");
             await Task.Delay(Poll * 2.5, cancellationToken);
         }
 
@@ -266,25 +266,5 @@ public sealed class RedisSentinel : IAsyncDisposable
     private static async Task<bool> LinkUpAsync(RedisServer replica) =>
         await TryAsync(replica, "INFO", "replication") is { } info && RespReply.Info(info).GetValueOrDefault("master_link_status") == "up";
 
-    /// <summary>One command with a short reply time-out; null when the process is down, frozen or replies with an error.</summary>
-    private static async Task<string?> TryAsync(RedisServer server, params string[] command)
-    {
-        try
-        {
-            var reply = await server.ExecuteAsync(ProbeTimeout, command);
-            return reply.StartsWith('-') ? null : reply;
-        }
-        catch (Exception ex) when (ex is System.Net.Sockets.SocketException or TimeoutException or IOException or InvalidOperationException)
-        {
-            return null;
-        }
-    }
-
-    private static void ThrowIfLate(Stopwatch elapsed, TimeSpan timeout, string what)
-    {
-        if (elapsed.Elapsed > timeout)
-        {
-            throw new TimeoutException($"{what} within {timeout.TotalSeconds:0.#} s.");
-        }
-    }
+    private static Task<string?> TryAsync(RedisServer server, params string[] command) => server.TryExecuteAsync(ProbeTimeout, command);
 }

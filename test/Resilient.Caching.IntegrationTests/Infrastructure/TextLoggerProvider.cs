@@ -5,12 +5,21 @@ namespace Resilient.Caching.IntegrationTests.Infrastructure;
 /// <summary>
 /// A logger provider that keeps each record as a text sink (console, file) would write it: level, category, event
 /// id, the formatted message, every structured value, and the attached exception's ToString(). Logs everything.
+/// The unit tests link this file: keep it self-contained.
 /// </summary>
 internal sealed class TextLoggerProvider : ILoggerProvider
 {
     private readonly List<(int Id, string Text)> _records = [];
 
     public ILogger CreateLogger(string categoryName) => new TextLogger(this, categoryName);
+
+    public int Count(int eventId)
+    {
+        lock (_records)
+        {
+            return _records.Count(r => r.Id == eventId);
+        }
+    }
 
     public int[] Ids()
     {

@@ -1,9 +1,7 @@
-using System.Diagnostics;
 using System.Globalization;
 using Microsoft.AspNetCore.OutputCaching;
 using Microsoft.Extensions.Caching.Distributed;
 using Microsoft.Extensions.DependencyInjection;
-using Resilient.Caching.Configuration;
 using Resilient.Caching.IntegrationTests.FaultLab;
 using Resilient.Caching.IntegrationTests.Infrastructure;
 using Xunit;
@@ -25,6 +23,8 @@ public sealed class AfterOutageTests
     [InlineData("sigstop", true)]
     [InlineData("proxy-blackhole", false)]
     [InlineData("proxy-blackhole", true)]
+    [InlineData("client-pause", false)]
+    [InlineData("client-pause", true)]
     public async Task Writes_in_flight_and_inside_the_window_leave_no_old_value_behind(string fault, bool async)
     {
         await using var server = await RedisServer.StartNewAsync(cancellationToken: Lab.Ct);
@@ -33,31 +33,42 @@ public sealed class AfterOutageTests
         await lab.WarmUpAsync();
         foreach (var key in new[] { "in-flight-remove", "in-flight-set", "removed", "overwritten" })
         {
-            await SetAsync(lab, key, "old", async);
+            await lab.Cache.SetAsync(key, Lab.Bytes("old"), async, Entry);
         }
 
-        Action heal = fault == "sigstop" ? server.Resume : () => proxy.SetMode(FaultMode.PassThrough);
-        if (fault == "sigstop")
+        // CLIENT PAUSE holds every command, the fixture's too, until it expires: it heals by itself, and the writes it
+        // held run then, before anything sent later.
+        Action heal = fault switch
         {
-            server.Pause();
-        }
-        else
+            "sigstop" => server.Resume,
+            "proxy-blackhole" => () => proxy.SetMode(FaultMode.PassThrough),
+            _ => () => { },
+        };
+        switch (fault)
         {
-            proxy.SetMode(FaultMode.Blackhole);
+            case "sigstop":
+                server.Pause();
+                break;
+            case "proxy-blackhole":
+                proxy.SetMode(FaultMode.Blackhole);
+                break;
+            default:
+                Assert.StartsWith("+OK", await server.ExecuteAsync("CLIENT", "PAUSE", "2500", "ALL"), StringComparison.Ordinal);
+                break;
         }
 
         try
         {
             // In flight when the outage begins: they time out, their outcome unknown, and the window opens.
             var inFlight = Task.WhenAll(
-                Task.Run(() => RemoveAsync(lab, "in-flight-remove", async), Lab.Ct),
-                Task.Run(() => SetAsync(lab, "in-flight-set", "new", async), Lab.Ct));
+                Task.Run(() => lab.Cache.RemoveAsync("in-flight-remove", async), Lab.Ct),
+                Task.Run(() => lab.Cache.SetAsync("in-flight-set", Lab.Bytes("new"), async, Entry), Lab.Ct));
             await inFlight.WaitAsync(Lab.CallBound + Lab.Slack, Lab.Ct);
             await lab.WaitForAvailabilityAsync(false, Lab.CallBound);
 
             // Inside the window: skipped.
-            await RemoveAsync(lab, "removed", async);
-            await SetAsync(lab, "overwritten", "new", async);
+            await lab.Cache.RemoveAsync("removed", async);
+            await lab.Cache.SetAsync("overwritten", Lab.Bytes("new"), async, Entry);
             Assert.True(lab.Availability.PendingInvalidations >= 4, $"pending {lab.Availability.PendingInvalidations}");
         }
         finally
@@ -65,18 +76,61 @@ public sealed class AfterOutageTests
             heal();
         }
 
-        await RecoverAsync(lab);
+        await lab.RecoverAsync();
         Assert.Equal(0, lab.Availability.PendingInvalidations);
 
         // A write in flight on the old connection must not land after the replay either: look again a little later.
         await Task.Delay(300, Lab.Ct); // Time for anything late to land: part of the scenario.
         foreach (var key in new[] { "in-flight-remove", "in-flight-set", "removed", "overwritten" })
         {
-            Assert.Null(await GetAsync(lab, key, async));
+            Assert.Null(await lab.Cache.GetAsync(key, async));
             Assert.Equal("0", (await server.ExecuteAsync("EXISTS", "app:" + key)).Trim().TrimStart(':'));
         }
 
         Assert.True(lab.LogCount(Log.IdInvalidationsApplied) >= 1, lab.DescribeLogs());
+    }
+
+    /// <summary>
+    /// A firewall drops the path while a write is in flight: the kernel holds it unacknowledged and would retransmit it
+    /// once the path heals — after the recovery deleted its key — unless the reset aborted the connection. It must
+    /// not land, however late.
+    /// </summary>
+    [Fact]
+    public async Task A_write_held_by_the_kernel_during_a_firewall_drop_never_lands_after_recovery()
+    {
+        NetworkNamespaceRedis.SkipIfUnavailable();
+        await using var redis = await NetworkNamespaceRedis.StartAsync(cancellationToken: Lab.Ct);
+        // TCP_USER_TIMEOUT (idle + interval × count) longer than the drop: the kernel keeps retransmitting.
+        using var lab = new LabCache(redis.ConnectionString, o =>
+        {
+            o.InstanceName = "app:";
+            o.TcpKeepAlive.Idle = TimeSpan.FromSeconds(30);
+        });
+        await lab.WarmUpAsync();
+        await lab.Cache.SetAsync("late", Lab.Bytes("old"), Entry, Lab.Ct);
+
+        await redis.DropTrafficAsync();
+        try
+        {
+            // Sent into a path that drops it: times out, the window opens, the connection is reset.
+            await lab.Cache.SetAsync("late", Lab.Bytes("written during the drop"), Entry, Lab.Ct);
+            await lab.WaitForAvailabilityAsync(false, Lab.CallBound);
+
+            // The drop lasts past the window, so the probe runs right after the heal, while the kernel's retransmission
+            // timer (doubling from 0.2 s) has backed off to seconds: a held segment would arrive after the replay.
+            await Task.Delay(TimeSpan.FromSeconds(3), Lab.Ct); // The outage lasts this long: part of the scenario.
+        }
+        finally
+        {
+            await redis.RestoreTrafficAsync();
+        }
+
+        await lab.RecoverAsync();
+
+        // Retransmissions back off (0.2, 0.4, 0.8, 1.6, 3.2 s…): give a held segment every chance to arrive.
+        await Task.Delay(TimeSpan.FromSeconds(4), Lab.Ct); // Time for anything late to land: part of the scenario.
+        Assert.Equal("0", (await redis.Redis.ExecuteAsync("EXISTS", "app:late")).Trim().TrimStart(':'));
+        Assert.Null(await lab.Cache.GetAsync("late", Lab.Ct));
     }
 
     [Fact]
@@ -107,9 +161,8 @@ public sealed class AfterOutageTests
             server.Resume();
         }
 
-        var replay = Stopwatch.StartNew();
-        await RecoverAsync(lab);
-        Lab.Report($"{Count} removes applied; recovered {replay.Elapsed.TotalMilliseconds:0} ms after the heal\n{lab.DescribeLogs()}");
+        var recovered = await lab.RecoverAsync();
+        Lab.Report($"{Count} removes applied; recovered {recovered.TotalMilliseconds:0} ms after the heal\n{lab.DescribeLogs()}");
         Assert.Equal(0, await CountBulkAsync(server));
         Assert.Equal(0, lab.Availability.PendingInvalidations);
     }
@@ -118,21 +171,9 @@ public sealed class AfterOutageTests
     public async Task A_tagged_page_evicted_during_the_outage_is_gone_after_it()
     {
         await using var server = await RedisServer.StartNewAsync(cancellationToken: Lab.Ct);
-        var services = new ServiceCollection();
-        services.AddLogging();
-        services.AddSingleton(new EnvironmentVariables(_ => null));
-        services.AddResilientStackExchangeRedisCache(o =>
-        {
-            o.Configuration = server.ConnectionString;
-            o.InstanceName = "app:";
-            o.OperationTimeout = Lab.OperationTimeout;
-            o.ConnectTimeout = Lab.ConnectTimeout;
-            o.UnavailableWindow = Lab.Window;
-        });
-        services.AddResilientStackExchangeRedisOutputCache();
-        await using var provider = services.BuildServiceProvider();
-        var store = provider.GetRequiredService<IOutputCacheStore>();
-        var availability = provider.GetRequiredService<CacheAvailability>();
+        using var lab = new LabCache(server.ConnectionString, o => o.InstanceName = "app:", services: s => s.AddResilientStackExchangeRedisOutputCache());
+        var store = lab.Provider.GetRequiredService<IOutputCacheStore>();
+        var availability = lab.Availability;
         await store.SetAsync("page", [1, 2, 3], ["products"], TimeSpan.FromMinutes(10), Lab.Ct);
         Assert.NotNull(await store.GetAsync("page", Lab.Ct));
 
@@ -154,43 +195,6 @@ public sealed class AfterOutageTests
         Assert.Null(await store.GetAsync("page", Lab.Ct));
     }
 
-    private static async Task RecoverAsync(LabCache lab)
-    {
-        var recovered = await Lab.EventuallyAsync(async () =>
-        {
-            _ = await lab.Cache.GetAsync("recovery-trigger", Lab.Ct);
-            return lab.Availability.IsAvailable;
-        }, (2 * (Lab.Window + Lab.CallBound)) + Lab.Slack);
-        Assert.True(recovered, $"not recovered.\n{lab.DescribeLogs()}");
-    }
-
     private static async Task<long> CountBulkAsync(RedisServer server) =>
         long.Parse((await server.ExecuteAsync("EVAL", "return #redis.call('KEYS', 'app:bulk:*')", "0")).Trim().TrimStart(':'), CultureInfo.InvariantCulture);
-
-    private static async Task<string?> GetAsync(LabCache lab, string key, bool async) =>
-        Lab.Text(async ? await lab.Cache.GetAsync(key, Lab.Ct) : lab.Cache.Get(key));
-
-    private static async Task SetAsync(LabCache lab, string key, string value, bool async)
-    {
-        if (async)
-        {
-            await lab.Cache.SetAsync(key, Lab.Bytes(value), Entry, Lab.Ct);
-        }
-        else
-        {
-            lab.Cache.Set(key, Lab.Bytes(value), Entry);
-        }
-    }
-
-    private static async Task RemoveAsync(LabCache lab, string key, bool async)
-    {
-        if (async)
-        {
-            await lab.Cache.RemoveAsync(key, Lab.Ct);
-        }
-        else
-        {
-            lab.Cache.Remove(key);
-        }
-    }
 }

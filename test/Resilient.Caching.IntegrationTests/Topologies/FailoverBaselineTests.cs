@@ -38,7 +38,7 @@ public sealed class FailoverBaselineTests
     [InlineData(Provider.Resilient, "planned", false)]
     public async Task Cluster_primary_fails_under_load(Provider provider, string fault, bool requireFullCoverage)
     {
-        SkipUnlessMeasuring();
+        Lab.SkipUnlessMeasuring();
         await using var cluster = await RedisCluster.StartAsync(new RedisClusterOptions { RequireFullCoverage = requireFullCoverage }, Lab.Ct);
         var primaries = await cluster.GetPrimariesAsync();
         var failing = primaries[0];
@@ -90,7 +90,7 @@ public sealed class FailoverBaselineTests
     [InlineData(Provider.Resilient, "planned")]
     public async Task Sentinel_primary_fails_under_load(Provider provider, string fault)
     {
-        SkipUnlessMeasuring();
+        Lab.SkipUnlessMeasuring();
         await using var sentinel = await RedisSentinel.StartAsync(cancellationToken: Lab.Ct);
         var primary = await sentinel.GetPrimaryAsync();
         var keys = Enumerable.Range(0, KeysPerShard).Select(i => ($"reader-{i}", 0)).ToList();
@@ -115,13 +115,6 @@ public sealed class FailoverBaselineTests
             async faultAt => await sentinel.WaitForPromotionAsync(primary, faultAt, PromotionBound) is var p ? (p.After, p.SettledAfter) : default);
     }
 
-    private static void SkipUnlessMeasuring()
-    {
-        if (Environment.GetEnvironmentVariable("FAULTLAB_BASELINE") is not "1")
-        {
-            Assert.Skip("failover measurement: set FAULTLAB_BASELINE=1 to run it");
-        }
-    }
 
     /// <param name="failing">The primary of shard 0, the one the fault hits.</param>
     /// <param name="promoted">Waits for the promotion; from the fault, when the replica said so and when all agreed.</param>

@@ -28,11 +28,8 @@ internal sealed class TopologyCache : IDisposable
         {
             Ours = new LabCache(configuration, o =>
             {
-                // The library's default timeouts: these tests prove where calls go, not how fast, and a loaded
-                // machine must not turn a slow first connect into a skipped call.
-                var defaults = new ResilientRedisCacheOptions();
-                o.OperationTimeout = defaults.OperationTimeout;
-                o.ConnectTimeout = defaults.ConnectTimeout;
+                // These tests prove where calls go, not how fast.
+                Lab.UseDefaultTimeouts(o);
                 o.InstanceName = instanceName;
                 setup?.Invoke(o);
             });

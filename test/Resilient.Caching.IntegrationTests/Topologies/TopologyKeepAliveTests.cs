@@ -21,7 +21,7 @@ public sealed class TopologyKeepAliveTests
     [Fact]
     public async Task Cluster_every_socket_to_every_node_has_keepalive_also_after_a_failover()
     {
-        SkipUnlessLinux();
+        KernelSockets.SkipUnlessLinux();
         await using var cluster = await RedisCluster.StartAsync(new RedisClusterOptions { RequireFullCoverage = false }, Lab.Ct);
         using var cache = new TopologyCache(Provider.Resilient, cluster.ConnectionString, "app:", o => o.TcpKeepAlive.Idle = Idle);
         var primaries = await cluster.GetPrimariesAsync();
@@ -48,7 +48,7 @@ public sealed class TopologyKeepAliveTests
     [Fact]
     public async Task Sentinel_every_socket_to_every_sentinel_and_the_primary_has_keepalive_also_after_a_failover()
     {
-        SkipUnlessLinux();
+        KernelSockets.SkipUnlessLinux();
         await using var sentinel = await RedisSentinel.StartAsync(cancellationToken: Lab.Ct);
         using var cache = new TopologyCache(Provider.Resilient, sentinel.ConnectionString, "app:", o => o.TcpKeepAlive.Idle = Idle);
         await ServeEveryShardAsync(cache.Cache, ["sentinel-key"]);
@@ -142,5 +142,4 @@ public sealed class TopologyKeepAliveTests
         }
     }
 
-    private static void SkipUnlessLinux() => Assert.SkipUnless(OperatingSystem.IsLinux(), "reads /proc/net/tcp (Linux only)");
 }

@@ -5,13 +5,13 @@ using Microsoft.Extensions.Caching.Distributed;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using Microsoft.Extensions.Time.Testing;
-using Resilient.Caching.Configuration;
 using Resilient.Caching.Diagnostics;
+using Resilient.Caching.IntegrationTests.FaultLab;
 using Resilient.Caching.IntegrationTests.Infrastructure;
 using StackExchange.Redis;
 using Xunit;
 
-namespace Resilient.Caching.IntegrationTests.EndToEnd;
+namespace Resilient.Caching.IntegrationTests.Cache;
 
 /// <summary>
 /// Every instrument of the <c>Resilient.Caching</c> meter, against a real Redis that is killed and restarted. The
@@ -28,7 +28,8 @@ public sealed class MetricsTests
     public async Task Operations_are_counted_by_operation_and_outcome_and_timed_when_they_call_redis()
     {
         await using var redis = await RedisServer.StartNewAsync(cancellationToken: Ct);
-        await using var services = Build(redis.ConnectionString, new FakeTimeProvider());
+        using var lab = Build(redis.ConnectionString, new FakeTimeProvider());
+        var services = lab.Provider;
         var meterFactory = services.GetRequiredService<IMeterFactory>();
         using var operations = new MetricCollector<long>(meterFactory, ResilientCacheMetrics.MeterName, ResilientCacheMetrics.OperationsName);
         using var durations = new MetricCollector<double>(meterFactory, ResilientCacheMetrics.MeterName, ResilientCacheMetrics.DurationName);
@@ -93,7 +94,8 @@ public sealed class MetricsTests
     {
         var time = new FakeTimeProvider();
         await using var redis = await RedisServer.StartNewAsync(cancellationToken: Ct);
-        await using var services = Build(redis.ConnectionString, time);
+        using var lab = Build(redis.ConnectionString, time);
+        var services = lab.Provider;
         var meterFactory = services.GetRequiredService<IMeterFactory>();
         using var transitions = new MetricCollector<long>(meterFactory, ResilientCacheMetrics.MeterName, ResilientCacheMetrics.TransitionsName);
         using var availability = new MetricCollector<int>(meterFactory, ResilientCacheMetrics.MeterName, ResilientCacheMetrics.AvailabilityName);
@@ -132,26 +134,18 @@ public sealed class MetricsTests
         Assert.Equal("v2", await cache.GetStringAsync("k", Ct));
     }
 
-    private static ServiceProvider Build(string configuration, TimeProvider time)
-    {
-        var services = new ServiceCollection();
-        services.AddLogging();
-        services.AddMetrics();
-        services.AddSingleton(time);
-        services.AddSingleton(new EnvironmentVariables(_ => null));
-        services.AddResilientStackExchangeRedisCache(o =>
-        {
-            o.Configuration = configuration;
-            o.InstanceName = "m:";
-            o.ConnectTimeout = TimeSpan.FromSeconds(1);
+    private static LabCache Build(string configuration, TimeProvider time) =>
+        new(
+            configuration,
+            o =>
+            {
+                o.InstanceName = "m:";
 
-            // Generous: the connect after a reset waits at most this long, on a machine that also runs other tests.
-            o.OperationTimeout = TimeSpan.FromSeconds(2);
-            o.UnavailableWindow = Window;
-        });
-        services.AddResilientStackExchangeRedisOutputCache();
-        return services.BuildServiceProvider();
-    }
+                // Generous: the connect after a reset waits at most this long, on a machine that also runs other tests.
+                o.OperationTimeout = TimeSpan.FromSeconds(2);
+                o.UnavailableWindow = Window;
+            },
+            services: s => s.AddMetrics().AddSingleton(time).AddResilientStackExchangeRedisOutputCache());
 
     private static Dictionary<(string, string), long> Count(IReadOnlyList<CollectedMeasurement<long>> measurements) =>
         measurements
@@ -170,12 +164,7 @@ public sealed class MetricsTests
     /// <summary>Waits (probes run off the callers' path) until exactly these transitions were counted.</summary>
     private static async Task TransitionsAsync(MetricCollector<long> transitions, params string[] expected)
     {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (Transitions(transitions).Length < expected.Length && DateTime.UtcNow < deadline)
-        {
-            await Task.Delay(20, Ct);
-        }
-
+        await Lab.EventuallyAsync(() => Transitions(transitions).Length >= expected.Length, TimeSpan.FromSeconds(10));
         Assert.Equal(expected, Transitions(transitions));
     }
 }

@@ -3,12 +3,11 @@ using System.Diagnostics.Metrics;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
-using Resilient.Caching.Configuration;
 using Resilient.Caching.Diagnostics;
 using Resilient.Caching.IntegrationTests.Infrastructure;
 using Xunit;
 
-namespace Resilient.Caching.IntegrationTests.EndToEnd;
+namespace Resilient.Caching.IntegrationTests.FaultLab;
 
 /// <summary>The health check against a real Redis: its PING goes through the window and is bounded by the operation timeout.</summary>
 public sealed class HealthCheckTests
@@ -21,10 +20,10 @@ public sealed class HealthCheckTests
     public async Task Hung_redis_is_Degraded_within_the_operation_timeout_then_the_window_answers_without_calling_redis()
     {
         await using var redis = await RedisServer.StartNewAsync(cancellationToken: Ct);
-        await using var services = Build(redis.ConnectionString, window: TimeSpan.FromSeconds(30));
-        var health = services.GetRequiredService<HealthCheckService>();
-        using var operations = new MetricCollector<long>(services.GetRequiredService<IMeterFactory>(), ResilientCacheMetrics.MeterName, ResilientCacheMetrics.OperationsName);
-        await DemoHost.WaitForConnectionAsync(services);
+        using var lab = Build(redis.ConnectionString, window: TimeSpan.FromSeconds(30));
+        var health = lab.Provider.GetRequiredService<HealthCheckService>();
+        using var operations = new MetricCollector<long>(lab.Provider.GetRequiredService<IMeterFactory>(), ResilientCacheMetrics.MeterName, ResilientCacheMetrics.OperationsName);
+        await lab.WaitForConnectionAsync();
 
         var healthy = Assert.Single((await health.CheckHealthAsync(Ct)).Entries).Value;
         Assert.Equal(HealthStatus.Healthy, healthy.Status);
@@ -74,8 +73,8 @@ public sealed class HealthCheckTests
     {
         const string wrongPassword = "not-the-Secret-123";
         await using var redis = await RedisServer.StartNewAsync(new RedisServerOptions { RequirePass = "the-real-Secret-456" }, Ct);
-        await using var services = Build($"{redis.Host}:{redis.Port},password={wrongPassword}", window: TimeSpan.FromSeconds(30));
-        var health = services.GetRequiredService<HealthCheckService>();
+        using var lab = Build($"{redis.Host}:{redis.Port},password={wrongPassword}", window: TimeSpan.FromSeconds(30));
+        var health = lab.Provider.GetRequiredService<HealthCheckService>();
 
         var report = await health.CheckHealthAsync(Ct);
 
@@ -86,7 +85,7 @@ public sealed class HealthCheckTests
         Assert.DoesNotContain(wrongPassword, shown, StringComparison.Ordinal);
         Assert.DoesNotContain("Secret", shown, StringComparison.Ordinal);
         Assert.True(entry.Data.ContainsKey("last_error"), shown);
-        Assert.False(services.GetRequiredService<CacheAvailability>().IsAvailable);
+        Assert.False(lab.Availability.IsAvailable);
     }
 
     [Fact]
@@ -98,20 +97,13 @@ public sealed class HealthCheckTests
         Assert.Equal("InvalidOperationException: connect failed: 127.0.0.1:6379,password=***,ssl=false; Pwd=***", described);
     }
 
-    private static ServiceProvider Build(string configuration, TimeSpan window)
-    {
-        var services = new ServiceCollection();
-        services.AddLogging();
-        services.AddMetrics();
-        services.AddSingleton(new EnvironmentVariables(_ => null));
-        services.AddResilientStackExchangeRedisCache(o =>
-        {
-            o.Configuration = configuration;
-            o.ConnectTimeout = OperationTimeout;
-            o.OperationTimeout = OperationTimeout;
-            o.UnavailableWindow = window;
-        });
-        services.AddHealthChecks().AddResilientRedisCache();
-        return services.BuildServiceProvider();
-    }
+    private static LabCache Build(string configuration, TimeSpan window) =>
+        new(
+            configuration,
+            o =>
+            {
+                o.ConnectTimeout = OperationTimeout;
+                o.UnavailableWindow = window;
+            },
+            services: s => s.AddMetrics().AddHealthChecks().AddResilientRedisCache());
 }
