@@ -8,6 +8,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Resilient.Caching.Configuration;
 using Resilient.Caching.Demo;
+using Resilient.Caching.IntegrationTests.FaultLab;
 using Resilient.Caching.IntegrationTests.Infrastructure;
 using Xunit;
 
@@ -87,12 +88,12 @@ public abstract class ServerCompatibilityTests : IAsyncLifetime
         // A read slides the expiration back to its full length.
         await _server.ExecuteAsync("PEXPIRE", "compat:slide", "10000");
         Assert.NotNull(await cache.GetAsync("slide", Ct));
-        await WaitUntil(async () => await Ttl("compat:slide") > 40_000);
+        await Lab.UntilAsync("the read slid the expiration", TimeSpan.FromSeconds(10), async () => await Ttl("compat:slide") > 40_000);
 
         // An expired entry is gone.
         await cache.SetAsync("short", [1], new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = TimeSpan.FromSeconds(1.2) }, Ct);
         Assert.NotNull(await cache.GetAsync("short", Ct));
-        await WaitUntil(async () => await cache.GetAsync("short", Ct) is null);
+        await Lab.UntilAsync("the entry expired", TimeSpan.FromSeconds(10), async () => await cache.GetAsync("short", Ct) is null);
     }
 
     [Fact]
@@ -124,7 +125,7 @@ public abstract class ServerCompatibilityTests : IAsyncLifetime
 
         Assert.Equal("computed #1", await GetAsync());
         // HybridCache writes its distributed level in the background.
-        await WaitUntil(async () => (await _server.ExecuteAsync("KEYS", "compat:*")).Contains("compat:product:1", StringComparison.Ordinal));
+        await Lab.UntilAsync("HybridCache wrote its distributed level", TimeSpan.FromSeconds(10), async () => (await _server.ExecuteAsync("KEYS", "compat:*")).Contains("compat:product:1", StringComparison.Ordinal));
         Assert.Equal("computed #1", await GetAsync());
 
         await hybrid.RemoveAsync("product:1", Ct);
@@ -150,16 +151,6 @@ public abstract class ServerCompatibilityTests : IAsyncLifetime
     {
         var reply = await _server.ExecuteAsync("PTTL", key);
         return long.Parse(reply.AsSpan(1).Trim(), CultureInfo.InvariantCulture);
-    }
-
-    private static async Task WaitUntil(Func<Task<bool>> condition)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (!await condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "condition not met within 10 s");
-            await Task.Delay(50, Ct);
-        }
     }
 }
 

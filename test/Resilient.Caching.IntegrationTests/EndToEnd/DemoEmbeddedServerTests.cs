@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Resilient.Caching.IntegrationTests.FaultLab;
 using Xunit;
 
 namespace Resilient.Caching.IntegrationTests.EndToEnd;
@@ -27,7 +28,7 @@ public sealed class DemoEmbeddedServerTests
         Assert.False((await demo.ReadHybridAsync()).FromRedis);
 
         // HybridCache writes its distributed level in the background: eventually a request reads the value back.
-        await DemoHost.EventuallyAsync("HybridCache reads its value back from Garnet", TimeSpan.FromSeconds(20), async () => (await demo.ReadHybridAsync()).FromRedis);
+        await Lab.UntilAsync("HybridCache reads its value back from Garnet", TimeSpan.FromSeconds(20), async () => (await demo.ReadHybridAsync()).FromRedis);
         Assert.Equal("Healthy", (await demo.ReadHealthAsync()).Status);
     }
 }

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Caching.Distributed;
 using Microsoft.Extensions.DependencyInjection;
 using Resilient.Caching.Configuration;
+using Resilient.Caching.IntegrationTests.FaultLab;
 using Resilient.Caching.IntegrationTests.Infrastructure;
 using StackExchange.Redis;
 using Xunit;
@@ -41,14 +42,14 @@ public sealed class ResilientRedisConnectionsTests
 
         // A keyed cache's multiplexer, when it makes one.
         await provider.GetRequiredKeyedService<IDistributedCache>("data").SetStringAsync("k", "v", Ct);
-        await WaitUntil(() => Snapshot(told).Any(t => t.Cache == "data"));
+        await Lab.UntilAsync("the keyed cache's multiplexer reported", TimeSpan.FromSeconds(10), () => Task.FromResult(Snapshot(told).Any(t => t.Cache == "data")));
 
         // A reset retires the multiplexer (its handle is disposed) and the next one is reported.
         var shared = provider.GetRequiredService<ResilientRedisCacheServices>();
         shared.Connection.Reset();
         Assert.True(first.Handle.Disposed);
         await provider.GetRequiredService<IDistributedCache>().GetStringAsync("k", Ct);
-        await WaitUntil(() => Snapshot(told).Count(t => t.Cache == "default") == 2);
+        await Lab.UntilAsync("the fresh multiplexer reported", TimeSpan.FromSeconds(10), () => Task.FromResult(Snapshot(told).Count(t => t.Cache == "default") == 2));
         var second = Snapshot(told).Last(t => t.Cache == "default");
         Assert.NotSame(first.Connection, second.Connection);
         Assert.False(second.Handle.Disposed);
@@ -63,16 +64,6 @@ public sealed class ResilientRedisConnectionsTests
         lock (told)
         {
             return [.. told];
-        }
-    }
-
-    private static async Task WaitUntil(Func<bool> condition)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "condition not met within 10 s");
-            await Task.Delay(20, Ct);
         }
     }
 

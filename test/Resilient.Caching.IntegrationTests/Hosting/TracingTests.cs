@@ -6,6 +6,7 @@ using OpenTelemetry;
 using OpenTelemetry.Trace;
 using Resilient.Caching.Configuration;
 using Resilient.Caching.Diagnostics;
+using Resilient.Caching.IntegrationTests.FaultLab;
 using Resilient.Caching.IntegrationTests.Infrastructure;
 using Xunit;
 
@@ -71,9 +72,9 @@ public sealed class TracingTests
         redis.Kill();
         Assert.Null(await cache.GetAsync("k", Ct));
         // Confirmed by the probe on a fresh connection (until then it may be a blip).
-        await WaitUntil(() => availability.Outages == 1);
+        await Lab.UntilAsync("the outage confirmed", TimeSpan.FromSeconds(20), () => Task.FromResult(availability.Outages == 1));
         await redis.RestartAsync(Ct);
-        await WaitUntil(async () =>
+        await Lab.UntilAsync("the probe closed the window", TimeSpan.FromSeconds(20), async () =>
         {
             await cache.GetAsync("k", Ct);
             return availability.IsAvailable;
@@ -106,25 +107,13 @@ public sealed class TracingTests
         return request.Context;
     }
 
-    private static Task WaitForCommandUnder(List<Activity> exported, ActivityContext request) => WaitUntil(() =>
+    private static Task<TimeSpan> WaitForCommandUnder(List<Activity> exported, ActivityContext request) => Lab.UntilAsync("a Redis command traced under the request", TimeSpan.FromSeconds(20), () =>
     {
         lock (exported)
         {
-            return exported.Any(a => a.Source.Name == RedisInstrumentation && a.ParentSpanId == request.SpanId && a.TraceId == request.TraceId);
+            return Task.FromResult(exported.Any(a => a.Source.Name == RedisInstrumentation && a.ParentSpanId == request.SpanId && a.TraceId == request.TraceId));
         }
     });
-
-    private static Task WaitUntil(Func<bool> condition) => WaitUntil(() => Task.FromResult(condition()));
-
-    private static async Task WaitUntil(Func<Task<bool>> condition)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-        while (!await condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "condition not met within 20 s");
-            await Task.Delay(100, Ct);
-        }
-    }
 
     private sealed class Released(Action release) : IDisposable
     {
