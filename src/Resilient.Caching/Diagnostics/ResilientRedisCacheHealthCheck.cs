@@ -19,6 +19,7 @@ internal sealed class ResilientRedisCacheHealthCheck(ResilientRedisCacheServices
     internal const string PingKey = "ping_ms";
     internal const string PendingKey = "pending_invalidations";
     internal const string DroppedKey = "dropped_invalidations";
+    internal const string LastReplayKey = "last_replay_ms";
 
     private static readonly Func<bool, CacheOutcome> s_pingOutcome = static _ => CacheOutcome.Hit;
 
@@ -52,6 +53,7 @@ internal sealed class ResilientRedisCacheHealthCheck(ResilientRedisCacheServices
                     [OutagesKey] = availability.Outages,
                     [PendingKey] = availability.PendingInvalidations,
                     [DroppedKey] = availability.DroppedInvalidations,
+                    [LastReplayKey] = LastReplayMilliseconds(),
                 });
         }
 
@@ -64,6 +66,7 @@ internal sealed class ResilientRedisCacheHealthCheck(ResilientRedisCacheServices
             [OutagesKey] = availability.Outages,
             [PendingKey] = availability.PendingInvalidations,
             [DroppedKey] = availability.DroppedInvalidations,
+            [LastReplayKey] = LastReplayMilliseconds(),
         };
         if (lastError is not null)
         {
@@ -96,4 +99,7 @@ internal sealed class ResilientRedisCacheHealthCheck(ResilientRedisCacheServices
 
         return true;
     }
+
+    // How long applying the last outage's pending invalidations took (0 before any).
+    private double LastReplayMilliseconds() => Math.Round(services.Pending.LastReplay?.Duration.TotalMilliseconds ?? 0, 1);
 }
