@@ -64,7 +64,9 @@ public sealed class TracingTests
         var cache = host.Services.GetRequiredKeyedService<IDistributedCache>(CacheName);
         var availability = host.Services.GetRequiredKeyedService<CacheAvailability>(CacheName);
 
-        // A request's commands are children of the request.
+        // A request's commands are children of the request. A multiplexer is reported once connected: commands sent in
+        // the instant between the two are not traced, so the test waits for the report.
+        await Lab.UntilAsync("the first multiplexer reported", TimeSpan.FromSeconds(20), () => Task.FromResult(Volatile.Read(ref reported) >= 1));
         var first = await InRequestAsync(cache, "first", "one");
         await WaitForCommandUnder(exported, first);
 
@@ -79,6 +81,7 @@ public sealed class TracingTests
             await cache.GetAsync("k", Ct);
             return availability.IsAvailable;
         });
+        await Lab.UntilAsync("the new multiplexer reported", TimeSpan.FromSeconds(20), () => Task.FromResult(Volatile.Read(ref reported) >= 2));
         var second = await InRequestAsync(cache, "second", "two");
         await WaitForCommandUnder(exported, second);
 
