@@ -212,10 +212,9 @@ internal sealed class CacheGuard
         var gate = _controller.TryEnter();
         if (gate == WindowController.Gate.Proceed)
         {
-            if (operation == CacheOperation.Set && target is { Kind: InvalidationKind.CacheKey, Key: { } key } && _pending.Misses.IsMarked(key))
+            if (IsComputedFromMadeUpMiss(operation, target))
             {
-                // Computed from a miss the cache made up: not applied, so the value Redis holds stays intact.
-                _pending.Misses.Clear(key);
+                // Not applied, so the value Redis holds stays intact.
                 _metrics.Skipped(operation);
                 return Entry.Fallback;
             }
@@ -273,14 +272,28 @@ internal sealed class CacheGuard
                 }
 
                 break;
-            case CacheOperation.Set when target.Kind == InvalidationKind.CacheKey && _pending.Misses.IsMarked(key):
-                // Computed from a made-up miss: void, not an intent to replace the real value.
-                _pending.Misses.Clear(key);
+            case CacheOperation.Set when IsComputedFromMadeUpMiss(operation, target):
+                // Void, not an intent to replace the real value: nothing to invalidate.
                 break;
             case CacheOperation.Set or CacheOperation.Remove or CacheOperation.EvictByTag:
                 Noted(_pending.Record(target.Kind, key));
                 break;
         }
+    }
+
+    /// <summary>
+    /// A write of a key whose last read was a miss the cache made up: the value was computed from nothing, so it is
+    /// never applied (inside the window or after it). The mark is spent by this write.
+    /// </summary>
+    private bool IsComputedFromMadeUpMiss(CacheOperation operation, in Target target)
+    {
+        if (operation != CacheOperation.Set || target is not { Kind: InvalidationKind.CacheKey, Key: { } key } || !_pending.Misses.IsMarked(key))
+        {
+            return false;
+        }
+
+        _pending.Misses.Clear(key);
+        return true;
     }
 
     private void Noted(RecordOutcome outcome)
