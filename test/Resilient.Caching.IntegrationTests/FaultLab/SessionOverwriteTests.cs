@@ -35,35 +35,13 @@ public sealed class SessionOverwriteTests
         var writesBefore = await WritesAsync(server);
 
         // The request: the session read fails...
-        switch (fault)
-        {
-            case "sigstop":
-                server.Pause();
-                break;
-            case "proxy-blackhole":
-                proxy.SetMode(FaultMode.Blackhole);
-                break;
-            default:
-                proxy.SetMode(FaultMode.Reset);
-                break;
-        }
-
-        try
+        await using (await NamedFault.InjectAsync(fault, server, proxy))
         {
             Assert.Null(await lab.Cache.GetAsync(Key, async));
             Assert.False(lab.Availability.IsAvailable, "the failed read did not open the window");
 
             // ...so the application works with an empty session and writes it back at the end of the request.
             await lab.Cache.SetAsync(Key, emptySession, async, entry);
-        }
-        finally
-        {
-            if (fault == "sigstop")
-            {
-                server.Resume();
-            }
-
-            proxy.SetMode(FaultMode.PassThrough);
         }
 
         // Once Redis is used again, the session stored before the failure is still there.

@@ -36,28 +36,7 @@ public sealed class AfterOutageTests
             await lab.Cache.SetAsync(key, Lab.Bytes("old"), async, Entry);
         }
 
-        // CLIENT PAUSE holds every command, the fixture's too, until it expires: it heals by itself, and the writes it
-        // held run then, before anything sent later.
-        Action heal = fault switch
-        {
-            "sigstop" => server.Resume,
-            "proxy-blackhole" => () => proxy.SetMode(FaultMode.PassThrough),
-            _ => () => { },
-        };
-        switch (fault)
-        {
-            case "sigstop":
-                server.Pause();
-                break;
-            case "proxy-blackhole":
-                proxy.SetMode(FaultMode.Blackhole);
-                break;
-            default:
-                Assert.StartsWith("+OK", await server.ExecuteAsync("CLIENT", "PAUSE", "2500", "ALL"), StringComparison.Ordinal);
-                break;
-        }
-
-        try
+        await using (await NamedFault.InjectAsync(fault, server, proxy))
         {
             // In flight when the outage begins: they time out, their outcome unknown, and the window opens.
             var inFlight = Task.WhenAll(
@@ -70,10 +49,6 @@ public sealed class AfterOutageTests
             await lab.Cache.RemoveAsync("removed", async);
             await lab.Cache.SetAsync("overwritten", Lab.Bytes("new"), async, Entry);
             Assert.True(lab.Availability.PendingInvalidations >= 4, $"pending {lab.Availability.PendingInvalidations}");
-        }
-        finally
-        {
-            heal();
         }
 
         await lab.RecoverAsync();
