@@ -145,7 +145,7 @@ public class DecoratorOverheadBenchmarks
 
         public bool WaitReady(TimeSpan timeout, CancellationToken released) => true;
 
-        public Task ProbeAsync(TimeSpan budget) => Task.CompletedTask;
+        public Task ProbeAsync(TimeSpan budget, StackExchange.Redis.RedisKey key) => Task.CompletedTask;
 
         public void Reset()
         {

@@ -39,7 +39,7 @@ public sealed partial class CacheAvailability
     /// <summary>Gets the name of the cache: the service key of a keyed registration, <c>"default"</c> for the unkeyed one.</summary>
     public string Name { get; internal set; } = DefaultName;
 
-    internal void RaiseOpened(ILogger logger, CacheOperation operation, Exception exception, bool authentication, bool probeFailure)
+    internal void RaiseOpened(ILogger logger, CacheOperation operation, Exception exception, bool authentication, bool probeFailure, string? serverAddress)
     {
         ResilientCacheActivitySource.WindowOpened(Name, operation, exception, probeFailure);
         if (_opened is not { } handlers)
@@ -48,7 +48,7 @@ public sealed partial class CacheAvailability
         }
 
         var args = new CacheWindowOpenedEventArgs(
-            Name, probeFailure, authentication, operation.Name(), Redaction.Describe(exception), Redaction.ForOutput(exception), Window, TimeProvider.GetUtcNow());
+            Name, probeFailure, authentication, operation.Name(), Redaction.Describe(exception), Redaction.ForOutput(exception), Window, TimeProvider.GetUtcNow(), serverAddress);
         foreach (var handler in handlers.GetInvocationList())
         {
             try
@@ -62,7 +62,7 @@ public sealed partial class CacheAvailability
         }
     }
 
-    internal void RaiseClosed(ILogger logger, TimeSpan outage, long skipped)
+    internal void RaiseClosed(ILogger logger, TimeSpan outage, long skipped, string? serverAddress)
     {
         ResilientCacheActivitySource.WindowClosed(Name, outage, skipped);
         if (_closed is not { } handlers)
@@ -70,7 +70,7 @@ public sealed partial class CacheAvailability
             return;
         }
 
-        var args = new CacheWindowClosedEventArgs(Name, outage, skipped, TimeProvider.GetUtcNow());
+        var args = new CacheWindowClosedEventArgs(Name, outage, skipped, TimeProvider.GetUtcNow(), serverAddress);
         foreach (var handler in handlers.GetInvocationList())
         {
             try

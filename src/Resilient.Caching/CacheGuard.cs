@@ -3,6 +3,8 @@ using Microsoft.Extensions.Logging;
 using Resilient.Caching.Connection;
 using Resilient.Caching.Diagnostics;
 using Resilient.Caching.Recovery;
+using Resilient.Caching.Topology;
+using StackExchange.Redis;
 
 namespace Resilient.Caching;
 
@@ -24,7 +26,16 @@ internal sealed class CacheGuard
     // timeout on top of the wait.
     private static readonly TimeSpan s_connectGrace = TimeSpan.FromMilliseconds(50);
 
+    // After a replica read failed, reads skip Redis this long before a replica is tried again: no exception per read
+    // while no replica answers, and replica reads resume soon after a hiccup.
+    private static readonly TimeSpan s_replicaPause = TimeSpan.FromMilliseconds(250);
+
+    // The stock cache keeps an entry's bytes in this field of its hash.
+    private static readonly RedisValue s_dataField = "data";
+
     private readonly WindowController _controller;
+    private readonly ShardMap _shards;
+    private readonly RedisKey _keyPrefix;
     private readonly IGuardedConnection _connection;
     private readonly PendingInvalidations _pending;
     private readonly bool _invalidateReads;
@@ -47,9 +58,13 @@ internal sealed class CacheGuard
         bool logIgnoredExceptions,
         TimeSpan operationTimeout,
         PendingInvalidations pending,
-        bool invalidateKeysReadDuringOutage = false)
+        bool invalidateKeysReadDuringOutage = false,
+        ShardMap? shards = null,
+        string? instanceName = null)
     {
         _controller = controller;
+        _shards = shards ?? new ShardMap(instanceName, controller, _ => throw new InvalidOperationException("No cluster without a shard map."));
+        _keyPrefix = instanceName ?? string.Empty;
         _connection = connection;
         _pending = pending;
         _invalidateReads = invalidateKeysReadDuringOutage;
@@ -59,12 +74,17 @@ internal sealed class CacheGuard
         _logExceptions = logIgnoredExceptions;
         _operationTimeout = operationTimeout;
         _windowSeconds = controller.Window.TotalSeconds;
-        Availability = new CacheAvailability(controller, pending);
+        Availability = new CacheAvailability(_shards, pending);
     }
+
+    /// <summary>Reads from a replica's reply what the caller's read returns (the value, or whether it was found and copied).</summary>
+    public delegate TResult ReplicaResult<TState, TResult>(TState state, byte[]? data);
 
     public CacheAvailability Availability { get; }
 
     internal WindowController Controller => _controller;
+
+    internal ShardMap Shards => _shards;
 
     internal PendingInvalidations Pending => _pending;
 
@@ -76,9 +96,15 @@ internal sealed class CacheGuard
     public TimeProvider TimeProvider => _controller.TimeProvider;
 
     public TResult Run<TState, TResult>(
-        CacheOperation operation, Target target, TState state, Func<TState, TResult> call, Func<TResult, CacheOutcome> outcome, TResult fallback)
+        CacheOperation operation, Target target, TState state, Func<TState, TResult> call, Func<TResult, CacheOutcome> outcome, TResult fallback,
+        ReplicaResult<TState, TResult>? fromReplica = null)
     {
-        var entry = Enter(operation, target);
+        var entry = Enter(operation, target, out var window);
+        if (entry == Entry.Replica)
+        {
+            return fromReplica is not null && TryReadFromReplica(operation, target, window, out var data) ? fromReplica(state, data) : SkipFor(operation, target, window, fallback);
+        }
+
         if (entry == Entry.Fallback || (entry == Entry.NeedsConnection && WaitForConnection(operation, target) == TimeSpan.Zero))
         {
             return fallback;
@@ -91,8 +117,13 @@ internal sealed class CacheGuard
             Succeeded(attempt, outcome(result));
             return result;
         }
-        catch (Exception exception) when (Settle(attempt, exception, pending: null, CancellationToken.None))
+        catch (Exception exception) when (Settle(attempt, exception, pending: null, CancellationToken.None, retryOnReplica: fromReplica is not null))
         {
+            if (fromReplica is not null && RetriesOnReplica(attempt, exception) is { } replica)
+            {
+                return TryReadFromReplica(operation, target, replica, out var data) ? fromReplica(state, data) : SkipFor(operation, target, replica, fallback);
+            }
+
             return fallback;
         }
     }
@@ -107,11 +138,18 @@ internal sealed class CacheGuard
         Func<TResult, CacheOutcome> outcome,
         TResult fallback,
         CancellationToken cancellationToken,
-        bool holdsCallerMemory = false)
+        bool holdsCallerMemory = false,
+        ReplicaResult<TState, TResult>? fromReplica = null)
     {
         // Nothing is awaited before this returns on the short-circuit path, so it completes synchronously:
         // no allocation while the window is open.
-        var entry = Enter(operation, target);
+        var entry = Enter(operation, target, out var window);
+        if (entry == Entry.Replica)
+        {
+            var data = fromReplica is null ? null : await ReadFromReplicaAsync(operation, target, window, cancellationToken).ConfigureAwait(false);
+            return data is { } read ? fromReplica!(state, read.Data) : SkipFor(operation, target, window, fallback);
+        }
+
         var deadline = Timeout.InfiniteTimeSpan;
         if (entry == Entry.NeedsConnection)
         {
@@ -142,8 +180,14 @@ internal sealed class CacheGuard
             Succeeded(attempt, outcome(result));
             return result;
         }
-        catch (Exception exception) when (Settle(attempt, exception, pending, cancellationToken, deadline))
+        catch (Exception exception) when (Settle(attempt, exception, pending, cancellationToken, deadline, retryOnReplica: fromReplica is not null))
         {
+            if (fromReplica is not null && RetriesOnReplica(attempt, exception) is { } replica)
+            {
+                var data = await ReadFromReplicaAsync(operation, target, replica, cancellationToken).ConfigureAwait(false);
+                return data is { } read ? fromReplica(state, read.Data) : SkipFor(operation, target, replica, fallback);
+            }
+
             return fallback;
         }
     }
@@ -152,7 +196,7 @@ internal sealed class CacheGuard
     public async ValueTask RunAsync<TState>(
         CacheOperation operation, Target target, TState state, Func<TState, CancellationToken, ValueTask> call, CancellationToken cancellationToken, bool holdsCallerMemory = false)
     {
-        var entry = Enter(operation, target);
+        var entry = Enter(operation, target, out _);
         var deadline = Timeout.InfiniteTimeSpan;
         if (entry == Entry.NeedsConnection)
         {
@@ -186,9 +230,11 @@ internal sealed class CacheGuard
         }
     }
 
-    public CacheUnavailableException CreateUnavailableException()
+    public CacheUnavailableException CreateUnavailableException() => CreateUnavailableException(_shards.Whole);
+
+    private CacheUnavailableException CreateUnavailableException(Shard window)
     {
-        var retryAfter = _controller.RetryAfter;
+        var retryAfter = window.Controller.RetryAfter;
         return new CacheUnavailableException(
             $"Redis is unavailable; the cache skips it for another {retryAfter.TotalSeconds:0.###} s.", Availability.LastError)
         {
@@ -206,10 +252,20 @@ internal sealed class CacheGuard
     private static bool WaitsWithToken(bool completed, bool holdsCallerMemory, CancellationToken cancellationToken) =>
         !completed && cancellationToken.CanBeCanceled && !holdsCallerMemory;
 
-    /// <summary>The window's verdict, and whether a connection is there: the hot path is two volatile reads.</summary>
-    private Entry Enter(CacheOperation operation, in Target target)
+    /// <summary>
+    /// The window's verdict, and whether a connection is there: the hot path is three volatile reads (the whole
+    /// window, whether any shard is out, the connection); the key is hashed to its shard only while one is.
+    /// </summary>
+    private Entry Enter(CacheOperation operation, in Target target, out Shard window)
     {
+        window = _shards.Whole;
         var gate = _controller.TryEnter();
+        if (gate == WindowController.Gate.Proceed && _shards.AnyShardOut && _shards.ShardOf(target.Kind, target.Key) is { } shard)
+        {
+            window = shard;
+            gate = shard.Controller.TryEnter();
+        }
+
         if (gate == WindowController.Gate.Proceed)
         {
             if (IsComputedFromMadeUpMiss(operation, target))
@@ -224,17 +280,99 @@ internal sealed class CacheGuard
 
         if (gate == WindowController.Gate.StartProbe)
         {
-            StartProbe();
+            StartProbe(window);
         }
 
-        return Skip(operation, target);
+        return CanReadFromReplica(operation, target, window) ? Entry.Replica : Skip(operation, target, window);
     }
 
-    private Entry Skip(CacheOperation operation, in Target target)
+    private Entry Skip(CacheOperation operation, in Target target, Shard window)
     {
         _metrics.Skipped(operation);
         Remember(operation, target);
-        return _ignoreExceptions ? Entry.Fallback : throw CreateUnavailableException();
+        return _ignoreExceptions ? Entry.Fallback : throw CreateUnavailableException(window);
+    }
+
+    private TResult SkipFor<TResult>(CacheOperation operation, in Target target, Shard window, TResult fallback)
+    {
+        Skip(operation, target, window);
+        return fallback;
+    }
+
+    /// <summary>
+    /// Whether a read Redis's primary cannot serve now may be served by a replica: the deployment has one for the
+    /// key, replica reads have not just failed, and no write of the key is pending (the replica would still hold the
+    /// value that write replaced).
+    /// </summary>
+    private bool CanReadFromReplica(CacheOperation operation, in Target target, Shard window) =>
+        operation == CacheOperation.Get
+        && target is { Kind: InvalidationKind.CacheKey, Key: { } key }
+        && _shards.IsReplicated
+        && (ReferenceEquals(window, _shards.Whole) || window.HasReplica)
+        && window.Controller.TimeProvider.GetTimestamp() >= window.ReplicaReadsOffUntil
+        && _connection.IsReady
+        && !_pending.Contains(InvalidationKind.CacheKey, key);
+
+    /// <summary>
+    /// The entry's bytes from a replica (the stock cache's hash field), for a synchronous caller; false when that
+    /// failed too (replica reads then pause for the rest of the window). The sliding expiration is not renewed: a
+    /// replica takes no writes.
+    /// </summary>
+    private bool TryReadFromReplica(CacheOperation operation, in Target target, Shard window, out byte[]? data)
+    {
+        data = null;
+        var started = _metrics.Start();
+        try
+        {
+            var database = _connection.Database ?? throw new RedisConnectPendingException("No Redis connection at the moment.");
+            data = database.HashGet(_keyPrefix.Append(target.Key), s_dataField, CommandFlags.PreferReplica);
+        }
+        catch (Exception exception) when (RedisErrorClassifier.Classify(exception) != RedisFailureKind.None)
+        {
+            ReplicaReadFailed(window, exception);
+            return false;
+        }
+
+        ReadFromReplica(operation, target, data, started);
+        return true;
+    }
+
+    /// <summary>The asynchronous <see cref="TryReadFromReplica"/>: null when the replica read failed.</summary>
+    private async ValueTask<ReplicaRead?> ReadFromReplicaAsync(CacheOperation operation, Target target, Shard window, CancellationToken cancellationToken)
+    {
+        var started = _metrics.Start();
+        byte[]? data;
+        try
+        {
+            var database = _connection.Database ?? throw new RedisConnectPendingException("No Redis connection at the moment.");
+            var read = database.HashGetAsync(_keyPrefix.Append(target.Key), s_dataField, CommandFlags.PreferReplica);
+            data = cancellationToken.CanBeCanceled ? await read.WaitAsync(cancellationToken).ConfigureAwait(false) : await read.ConfigureAwait(false);
+        }
+        catch (Exception exception) when (RedisErrorClassifier.Classify(exception) != RedisFailureKind.None)
+        {
+            ReplicaReadFailed(window, exception);
+            return null;
+        }
+
+        ReadFromReplica(operation, target, data, started);
+        return new ReplicaRead(data);
+    }
+
+    private void ReadFromReplica(CacheOperation operation, in Target target, byte[]? data, long started)
+    {
+        // A real read: the key's value is not one made up from nothing.
+        _pending.Misses.Clear(target.Key!);
+        _metrics.Completed(operation, data is null ? CacheOutcome.Miss : CacheOutcome.Hit, started);
+    }
+
+    private void ReplicaReadFailed(Shard window, Exception exception)
+    {
+        var controller = window.Controller;
+        window.ReplicaReadsOffUntil = controller.TimeProvider.GetTimestamp() + (long)(s_replicaPause.TotalSeconds * controller.TimeProvider.TimestampFrequency);
+        if (_logExceptions)
+        {
+            Log.ErrorWhileUnavailable(_logger, exception, "replica read", Describe(exception));
+        }
     }
 
     private Attempt Begin(CacheOperation operation, in Target target) => new(operation, target, _connection.Generation, _metrics.Start());
@@ -371,7 +509,7 @@ internal sealed class CacheGuard
             return TimeSpan.Zero;
         }
 
-        Skip(operation, target);
+        Skip(operation, target, _shards.Whole);
         return TimeSpan.Zero;
     }
 
@@ -380,7 +518,13 @@ internal sealed class CacheGuard
     /// error, tells the controller, logs, counts. Answers whether the caller gets the fallback (true) or the
     /// exception (false). Runs as an exception filter, before the stack unwinds, which is harmless here.
     /// </summary>
-    private bool Settle(in Attempt attempt, Exception exception, Task? pending, CancellationToken cancellationToken, TimeSpan deadline = default)
+    /// <param name="attempt">The call.</param>
+    /// <param name="exception">What it threw.</param>
+    /// <param name="pending">The inner call, when the caller stopped waiting for it.</param>
+    /// <param name="cancellationToken">The caller's token.</param>
+    /// <param name="deadline">Our own bound after a slow connect, if any.</param>
+    /// <param name="retryOnReplica">The caller can take a replica's answer: a read that failed fast, whose key a replica may serve, is not remembered here (the caller reads it from the replica, or remembers it when that fails too).</param>
+    private bool Settle(in Attempt attempt, Exception exception, Task? pending, CancellationToken cancellationToken, TimeSpan deadline = default, bool retryOnReplica = false)
     {
         if (exception is TimeoutException && deadline > TimeSpan.Zero && pending is { IsCompleted: false })
         {
@@ -410,8 +554,12 @@ internal sealed class CacheGuard
             return false;
         }
 
-        Remember(attempt.Operation, attempt.Target);
-        RecordFailure(attempt, exception, kind);
+        var window = RecordFailure(attempt, exception, kind);
+        if (!(retryOnReplica && IsFastFailure(exception) && CanReadFromReplica(attempt.Operation, attempt.Target, window)))
+        {
+            Remember(attempt.Operation, attempt.Target);
+        }
+
         return _ignoreExceptions;
     }
 
@@ -437,36 +585,56 @@ internal sealed class CacheGuard
             TaskScheduler.Default);
     }
 
-    private void RecordFailure(in Attempt attempt, Exception exception, RedisFailureKind kind)
+    /// <summary>
+    /// The window of a read that failed fast and may be answered by a replica instead (the primary went away while
+    /// the read was under way: a reset, a refused or closed connection); null when the fallback stands. A read that
+    /// timed out has had its whole operation timeout already.
+    /// </summary>
+    private Shard? RetriesOnReplica(in Attempt attempt, Exception exception)
     {
-        var transition = _controller.RecordFailure(exception, IsConfirmed(exception, kind), fromProbe: false);
+        if (!IsFastFailure(exception) || RedisErrorClassifier.Classify(exception, attempt.Generation != _connection.Generation) == RedisFailureKind.None)
+        {
+            return null;
+        }
+
+        var window = WindowOf(attempt.Target, exception);
+        return CanReadFromReplica(attempt.Operation, attempt.Target, window) ? window : null;
+    }
+
+    private static bool IsFastFailure(Exception exception) => exception is not (TimeoutException or OperationCanceledException);
+
+    private Shard RecordFailure(in Attempt attempt, Exception exception, RedisFailureKind kind)
+    {
+        var window = WindowOf(attempt.Target, exception);
+        var transition = window.Controller.RecordFailure(exception, IsConfirmed(exception, kind), fromProbe: false);
 
         // Only a failure of the current connection says anything about it: one of a connection already reset does not
-        // reset the fresh one (a probe may be using it).
-        var onCurrentConnection = attempt.Generation == _connection.Generation;
+        // reset the fresh one (a probe may be using it). With more than one server the client fails over by itself,
+        // and the connections to the servers that are fine stay.
+        var mayReset = attempt.Generation == _connection.Generation && kind == RedisFailureKind.Transport && CanReset(window);
         switch (transition)
         {
             case WindowController.Transition.Opened:
-                if (kind == RedisFailureKind.Transport && onCurrentConnection)
+                if (mayReset)
                 {
                     // Releases every command still waiting on the dead connection, and the probe connects afresh.
                     _connection.Reset();
                 }
 
-                LogOpened(attempt.Operation, exception, kind, transition);
+                LogOpened(window, attempt.Operation, exception, kind, transition);
                 break;
             case WindowController.Transition.Suspected:
-                if (kind == RedisFailureKind.Transport && onCurrentConnection && !IsStarvation(exception))
+                if (mayReset && !IsStarvation(exception))
                 {
                     _connection.Reset();
                 }
 
                 if (_logExceptions)
                 {
-                    Log.FailureSuspected(_logger, exception, attempt.Operation.Name(), Describe(exception));
+                    Log.FailureSuspected(_logger, exception, attempt.Operation.Name(), WithShard(window, Describe(exception)));
                 }
 
-                StartProbe();
+                StartProbe(window);
                 break;
             default:
                 if (_logExceptions)
@@ -476,6 +644,8 @@ internal sealed class CacheGuard
 
                 break;
         }
+
+        return window;
     }
 
     /// <summary>
@@ -492,6 +662,41 @@ internal sealed class CacheGuard
 
     private bool IsStarvation(Exception exception) => exception is TimeoutException && IsThreadPoolStarved();
 
+    /// <summary>
+    /// The window a failure belongs to: the shard of the key in a cluster, unless there was no connection at all
+    /// (that is the whole deployment's); the one window otherwise.
+    /// </summary>
+    private Shard WindowOf(in Target target, Exception exception) =>
+        exception is RedisConnectPendingException ? _shards.Whole : _shards.ShardOf(target.Kind, target.Key) ?? _shards.Whole;
+
+    /// <summary>Only a single server's connection is reset: with replicas or a cluster the client reconnects each server by itself.</summary>
+    private bool CanReset(Shard window) => ReferenceEquals(window, _shards.Whole) && !_shards.IsReplicated;
+
+    private string WithShard(Shard window, string reason) =>
+        ReferenceEquals(window, _shards.Whole) ? reason : $"{reason} on shard {window.ServerAddress} (slots {window.Slots})";
+
+    /// <summary>
+    /// The client saw the topology change (a failover completed, a server came back): the windows that are open are
+    /// probed now rather than when they elapse, so the promoted replica is used as soon as it takes writes. A probe
+    /// that finds it not ready yet leaves the window as it was.
+    /// </summary>
+    internal void OnTopologyChanged(IConnectionMultiplexer multiplexer)
+    {
+        _shards.Refresh(multiplexer);
+        if (_controller.TryStartEarlyProbe())
+        {
+            _ = ProbeAsync(_shards.Whole, early: true);
+        }
+
+        foreach (var shard in _shards.Shards)
+        {
+            if (shard.Controller.TryStartEarlyProbe())
+            {
+                _ = ProbeAsync(shard, early: true);
+            }
+        }
+    }
+
     /// <summary>Whether the thread pool is starved now: work is queued while every pool thread is busy. Replaceable for tests.</summary>
     internal Func<bool> IsThreadPoolStarved { get; set; } = static () =>
     {
@@ -501,30 +706,36 @@ internal sealed class CacheGuard
     };
 
     /// <summary>The probe runs off every caller's path: the caller that started it, like the others, takes its fallback.</summary>
-    private void StartProbe() => _ = ProbeAsync();
+    private void StartProbe(Shard window) => _ = ProbeAsync(window, early: false);
 
-    private async Task ProbeAsync()
+    private async Task ProbeAsync(Shard window, bool early)
     {
         var generation = _connection.Generation;
+        var controller = window.Controller;
         ReplayResult? replay = null;
         try
         {
-            await _connection.ProbeAsync(_operationTimeout).ConfigureAwait(false);
+            await _connection.ProbeAsync(_operationTimeout, window.ProbeKey).ConfigureAwait(false);
 
             // What could not certainly reach Redis is applied before anyone else uses it: callers keep
             // short-circuiting until the window closes below.
-            replay = await ReplayAsync().ConfigureAwait(false);
+            replay = await ReplayAsync(window).ConfigureAwait(false);
         }
         catch (Exception exception)
         {
             var kind = RedisErrorClassifier.Classify(exception, connectionWasReset: generation != _connection.Generation);
-            var transition = _controller.RecordFailure(exception, confirmed: true, fromProbe: true);
-            if (kind is RedisFailureKind.Transport or RedisFailureKind.None && generation == _connection.Generation)
+            var transition = controller.RecordFailure(exception, confirmed: true, fromProbe: true, early);
+            if (transition == WindowController.Transition.AlreadyOpen)
+            {
+                return;
+            }
+
+            if (kind is RedisFailureKind.Transport or RedisFailureKind.None && generation == _connection.Generation && CanReset(window))
             {
                 _connection.Reset();
             }
 
-            LogOpened(CacheOperation.Ping, exception, kind, transition);
+            LogOpened(window, CacheOperation.Ping, exception, kind, transition);
             return;
         }
 
@@ -534,20 +745,31 @@ internal sealed class CacheGuard
             Log.InvalidationsApplied(_logger, applied.KeysDeleted, applied.TagsEvicted, applied.KeysPurged, applied.Duration.TotalMilliseconds, applied.Dropped);
         }
 
-        if (_controller.RecordProbeSuccess() is { } closed)
+        if (controller.RecordProbeSuccess() is { } closed)
         {
+            window.ReplicaReadsOffUntil = 0;
+
             // Records made by calls that failed while the replay ran: applied right away, off every caller's path.
             if (_pending.Count > 0)
             {
-                _ = CatchUpAsync();
+                _ = CatchUpAsync(window);
             }
 
+            var shard = ReferenceEquals(window, _shards.Whole) ? null : window;
             if (closed.WasOutage)
             {
-                _metrics.Transition(WindowController.Transition.Closed);
-                Log.WindowClosed(_logger, closed.Outage.TotalSeconds, closed.Skipped);
-                _controller.RaiseChanged(true);
-                Availability.RaiseClosed(_logger, closed.Outage, closed.Skipped);
+                _metrics.Transition(WindowController.Transition.Closed, shard?.ServerAddress);
+                if (shard is null)
+                {
+                    Log.WindowClosed(_logger, closed.Outage.TotalSeconds, closed.Skipped);
+                    _controller.RaiseChanged(true);
+                }
+                else
+                {
+                    Log.ShardWindowClosed(_logger, shard.ServerAddress, shard.Slots, closed.Outage.TotalSeconds, closed.Skipped);
+                }
+
+                Availability.RaiseClosed(_logger, closed.Outage, closed.Skipped, shard?.ServerAddress);
             }
             else
             {
@@ -556,22 +778,34 @@ internal sealed class CacheGuard
         }
     }
 
-    private Task<ReplayResult?> ReplayAsync() =>
+    private Task<ReplayResult?> ReplayAsync(Shard window) =>
         _pending.Count == 0 && !_pending.Overflow.Overflowed
             ? Task.FromResult<ReplayResult?>(null)
-            : ReplayCoreAsync();
+            : ReplayCoreAsync(window);
 
-    private async Task<ReplayResult?> ReplayCoreAsync()
+    /// <summary>
+    /// In a cluster, a shard's probe applies the records of its own keys and of the shards in use (not those of shards
+    /// still out: their primaries would fail the replay); tag evictions touch every shard, so they wait until none is out.
+    /// </summary>
+    private async Task<ReplayResult?> ReplayCoreAsync(Shard window)
     {
         var database = _connection.Database ?? throw new RedisConnectPendingException("No Redis connection to apply the pending invalidations on.");
-        return await _pending.ReplayAsync(database, EvictTag).ConfigureAwait(false);
+        Func<InvalidationKind, string, bool>? include = null;
+        if (_shards.IsCluster)
+        {
+            include = (kind, key) => kind == InvalidationKind.OutputCacheTag
+                ? _shards.Shards.All(s => ReferenceEquals(s, window) || s.Controller.IsAvailable)
+                : _shards.ShardOf(kind, key) is not { } shard || ReferenceEquals(shard, window) || shard.Controller.IsAvailable;
+        }
+
+        return await _pending.ReplayAsync(database, EvictTag, include).ConfigureAwait(false);
     }
 
-    private async Task CatchUpAsync()
+    private async Task CatchUpAsync(Shard window)
     {
         try
         {
-            if (await ReplayAsync().ConfigureAwait(false) is { } applied)
+            if (await ReplayAsync(window).ConfigureAwait(false) is { } applied)
             {
                 _metrics.Replayed(applied.Duration);
             }
@@ -583,11 +817,27 @@ internal sealed class CacheGuard
         }
     }
 
-    private void LogOpened(CacheOperation operation, Exception exception, RedisFailureKind kind, WindowController.Transition transition)
+    private void LogOpened(Shard window, CacheOperation operation, Exception exception, RedisFailureKind kind, WindowController.Transition transition)
     {
-        _metrics.Transition(transition);
+        var shard = ReferenceEquals(window, _shards.Whole) ? null : window;
+        _metrics.Transition(transition, shard?.ServerAddress);
         var logged = _logExceptions ? exception : null;
         var reason = Describe(exception);
+        if (shard is not null && kind != RedisFailureKind.Authentication)
+        {
+            if (transition == WindowController.Transition.Reopened)
+            {
+                Log.ShardProbeFailed(_logger, logged, shard.ServerAddress, shard.Slots, operation.Name(), reason, _windowSeconds);
+            }
+            else
+            {
+                Log.ShardWindowOpened(_logger, logged, shard.ServerAddress, shard.Slots, operation.Name(), reason, _windowSeconds);
+            }
+
+            Availability.RaiseOpened(_logger, operation, exception, authentication: false, transition == WindowController.Transition.Reopened, shard.ServerAddress);
+            return;
+        }
+
         if (kind == RedisFailureKind.Authentication)
         {
             Log.AuthenticationFailed(_logger, logged, operation.Name(), reason, _windowSeconds);
@@ -606,7 +856,7 @@ internal sealed class CacheGuard
             _controller.RaiseChanged(false);
         }
 
-        Availability.RaiseOpened(_logger, operation, exception, kind == RedisFailureKind.Authentication, transition == WindowController.Transition.Reopened);
+        Availability.RaiseOpened(_logger, operation, exception, kind == RedisFailureKind.Authentication, transition == WindowController.Transition.Reopened, serverAddress: null);
     }
 
     // One description for every log line and the health check: type and first line, passwords masked.
@@ -617,7 +867,12 @@ internal sealed class CacheGuard
         Proceed,
         NeedsConnection,
         Fallback,
+
+        /// <summary>The primary is out, but a replica may serve the read.</summary>
+        Replica,
     }
+
+    private readonly record struct ReplicaRead(byte[]? Data);
 
     private readonly record struct Attempt(CacheOperation Operation, Target Target, int Generation, long StartTimestamp);
 

@@ -6,9 +6,10 @@ namespace Resilient.Caching;
 /// </summary>
 public sealed class CacheWindowOpenedEventArgs : EventArgs
 {
-    internal CacheWindowOpenedEventArgs(string cacheName, bool isProbeFailure, bool isAuthenticationFailure, string operation, string reason, Exception? error, TimeSpan window, DateTimeOffset timestamp)
+    internal CacheWindowOpenedEventArgs(string cacheName, bool isProbeFailure, bool isAuthenticationFailure, string operation, string reason, Exception? error, TimeSpan window, DateTimeOffset timestamp, string? serverAddress = null)
     {
         CacheName = cacheName;
+        ServerAddress = serverAddress;
         IsProbeFailure = isProbeFailure;
         IsAuthenticationFailure = isAuthenticationFailure;
         Operation = operation;
@@ -20,6 +21,12 @@ public sealed class CacheWindowOpenedEventArgs : EventArgs
 
     /// <summary>Gets the name of the cache: the service key of a keyed registration, <c>"default"</c> for the unkeyed one.</summary>
     public string CacheName { get; }
+
+    /// <summary>
+    /// Gets the primary (<c>host:port</c>) of the Redis Cluster shard whose window this is: only that shard's keys skip
+    /// Redis. <see langword="null"/> when the window covers every key (a single server, Sentinel, or no connection).
+    /// </summary>
+    public string? ServerAddress { get; }
 
     /// <summary>
     /// Gets a value indicating whether a probe failed during an outage already under way (<see langword="true"/>),
@@ -49,9 +56,10 @@ public sealed class CacheWindowOpenedEventArgs : EventArgs
 /// <summary>Raised by <see cref="CacheAvailability.WindowClosed"/>: a probe succeeded and the outage is over.</summary>
 public sealed class CacheWindowClosedEventArgs : EventArgs
 {
-    internal CacheWindowClosedEventArgs(string cacheName, TimeSpan outageDuration, long skippedOperations, DateTimeOffset timestamp)
+    internal CacheWindowClosedEventArgs(string cacheName, TimeSpan outageDuration, long skippedOperations, DateTimeOffset timestamp, string? serverAddress = null)
     {
         CacheName = cacheName;
+        ServerAddress = serverAddress;
         OutageDuration = outageDuration;
         SkippedOperations = skippedOperations;
         Timestamp = timestamp;
@@ -59,6 +67,9 @@ public sealed class CacheWindowClosedEventArgs : EventArgs
 
     /// <summary>Gets the name of the cache: the service key of a keyed registration, <c>"default"</c> for the unkeyed one.</summary>
     public string CacheName { get; }
+
+    /// <summary>Gets the primary (<c>host:port</c>) of the Redis Cluster shard that is back; <see langword="null"/> when the window covered every key.</summary>
+    public string? ServerAddress { get; }
 
     /// <summary>Gets how long the outage lasted, from the failure that opened the window to the successful probe.</summary>
     public TimeSpan OutageDuration { get; }

@@ -52,6 +52,26 @@ internal static partial class Log
         }
     }
 
+    public static void ShardWindowOpened(ILogger logger, Exception? exception, string serverAddress, string slots, string operation, string reason, double windowSeconds)
+    {
+        if (logger.IsEnabled(LogLevel.Warning))
+        {
+            ShardWindowOpenedCore(logger, Redaction.ForOutput(exception), serverAddress, slots, operation, Redaction.Redact(reason), windowSeconds);
+        }
+    }
+
+    public static void ShardProbeFailed(ILogger logger, Exception? exception, string serverAddress, string slots, string operation, string reason, double windowSeconds)
+    {
+        if (logger.IsEnabled(LogLevel.Warning))
+        {
+            ShardProbeFailedCore(logger, Redaction.ForOutput(exception), serverAddress, slots, operation, Redaction.Redact(reason), windowSeconds);
+        }
+    }
+
+    [LoggerMessage(LogLevel.Information, "Redis shard {ServerAddress} (slots {Slots}) is available again after {OutageSeconds:0.###} s; {SkippedOperations} cache operations on its keys skipped Redis meanwhile.",
+        EventName = "ShardWindowClosed", EventId = IdWindowClosed)]
+    public static partial void ShardWindowClosed(ILogger logger, string serverAddress, string slots, double outageSeconds, long skippedOperations);
+
     public static void ErrorWhileUnavailable(ILogger logger, Exception? exception, string operation, string reason)
     {
         if (logger.IsEnabled(LogLevel.Debug))
@@ -143,6 +163,14 @@ internal static partial class Log
     [LoggerMessage(LogLevel.Warning, "Redis is still unavailable (probe {Operation} failed: {Reason}); skipping it for another {WindowSeconds} s.",
         EventName = "ProbeFailed", EventId = IdProbeFailed)]
     private static partial void ProbeFailedCore(ILogger logger, Exception? exception, string operation, string reason, double windowSeconds);
+
+    [LoggerMessage(LogLevel.Warning, "Redis shard {ServerAddress} (slots {Slots}) is unavailable ({Operation} failed: {Reason}); the cache skips that shard's keys for {WindowSeconds} s (reads go to its replica where it has one), then probes it again. The other shards stay in use.",
+        EventName = "ShardWindowOpened", EventId = IdWindowOpened)]
+    private static partial void ShardWindowOpenedCore(ILogger logger, Exception? exception, string serverAddress, string slots, string operation, string reason, double windowSeconds);
+
+    [LoggerMessage(LogLevel.Warning, "Redis shard {ServerAddress} (slots {Slots}) is still unavailable (probe {Operation} failed: {Reason}); skipping its keys for another {WindowSeconds} s.",
+        EventName = "ShardProbeFailed", EventId = IdProbeFailed)]
+    private static partial void ShardProbeFailedCore(ILogger logger, Exception? exception, string serverAddress, string slots, string operation, string reason, double windowSeconds);
 
     [LoggerMessage(LogLevel.Debug, "Redis error swallowed while the unavailable window is already open ({Operation}: {Reason}).",
         EventName = "ErrorWhileUnavailable", EventId = IdErrorWhileUnavailable)]

@@ -17,6 +17,19 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
     private static readonly Func<bool, CacheOutcome> s_writeOutcome = static _ => CacheOutcome.Write;
     private static readonly Task<byte[]?> s_noValue = Task.FromResult<byte[]?>(null);
 
+    // What a read served by a replica returns: the bytes, or (for the buffer reads) whether they were found, copied.
+    private static readonly CacheGuard.ReplicaResult<(ResilientDistributedCache cache, string key), byte[]?> s_replicaValue = static (_, data) => data;
+    private static readonly CacheGuard.ReplicaResult<(ResilientDistributedCache cache, string key, IBufferWriter<byte> destination), bool> s_replicaCopy = static (s, data) =>
+    {
+        if (data is null)
+        {
+            return false;
+        }
+
+        s.destination.Write(data);
+        return true;
+    };
+
     private readonly CacheGuard _guard;
     private readonly Generational<IBufferDistributedCache> _inner;
     private readonly bool _disposeInner;
@@ -39,7 +52,7 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
     public byte[]? Get(string key)
     {
         ArgumentNullException.ThrowIfNull(key);
-        return _guard.Run(CacheOperation.Get, new(InvalidationKind.CacheKey, key), (cache: this, key), static s => s.cache.Inner.Get(s.key), s_valueOutcome, null);
+        return _guard.Run(CacheOperation.Get, new(InvalidationKind.CacheKey, key), (cache: this, key), static s => s.cache.Inner.Get(s.key), s_valueOutcome, null, s_replicaValue);
     }
 
     /// <inheritdoc />
@@ -51,7 +64,7 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
         }
 
         return AsTask(_guard.RunAsync(CacheOperation.Get, new(InvalidationKind.CacheKey, key), (cache: this, key),
-            static (s, ct) => new ValueTask<byte[]?>(s.cache.Inner.GetAsync(s.key, ct)), s_valueOutcome, null, token));
+            static (s, ct) => new ValueTask<byte[]?>(s.cache.Inner.GetAsync(s.key, ct)), s_valueOutcome, null, token, fromReplica: s_replicaValue));
     }
 
     /// <inheritdoc />
@@ -59,7 +72,7 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
     {
         // The destination is not checked, as by the stock provider: a miss never touches it.
         ArgumentNullException.ThrowIfNull(key);
-        return _guard.Run(CacheOperation.Get, new(InvalidationKind.CacheKey, key), (cache: this, key, destination), static s => s.cache.Inner.TryGet(s.key, s.destination), s_foundOutcome, false);
+        return _guard.Run(CacheOperation.Get, new(InvalidationKind.CacheKey, key), (cache: this, key, destination), static s => s.cache.Inner.TryGet(s.key, s.destination), s_foundOutcome, false, s_replicaCopy);
     }
 
     /// <inheritdoc />
@@ -71,7 +84,7 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
         }
 
         return _guard.RunAsync(CacheOperation.Get, new(InvalidationKind.CacheKey, key), (cache: this, key, destination),
-            static (s, ct) => s.cache.Inner.TryGetAsync(s.key, s.destination, ct), s_foundOutcome, false, token, holdsCallerMemory: true);
+            static (s, ct) => s.cache.Inner.TryGetAsync(s.key, s.destination, ct), s_foundOutcome, false, token, holdsCallerMemory: true, fromReplica: s_replicaCopy);
     }
 
     /// <inheritdoc />

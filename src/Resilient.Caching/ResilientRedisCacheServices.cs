@@ -36,9 +36,13 @@ internal sealed class ResilientRedisCacheServices : IDisposable
         services.GetService<ResilientRedisConnections>()?.Track(Name, Connection);
         Pending = new PendingInvalidations(Options.MaxPendingInvalidations, Options.InstanceName, Options.PurgeInstanceOnOverflow, MadeUpMissLifetime, TimeProvider);
         Metrics = new ResilientCacheMetrics(services.GetService<IMeterFactory>(), Controller, Pending, Name);
+        var shards = new Topology.ShardMap(Options.InstanceName, Controller,
+            availabilityChanged => new WindowController(TimeProvider, Options.UnavailableWindow, Options.OperationTimeout, availabilityChanged));
+        Metrics.Shards = shards;
         Guard = new CacheGuard(Controller, Connection, Metrics, Logger, Options.IgnoreExceptions, Options.LogIgnoredExceptions, Options.OperationTimeout,
-            Pending, Options.InvalidateKeysReadDuringOutage);
+            Pending, Options.InvalidateKeysReadDuringOutage, shards, Options.InstanceName);
         Guard.Availability.Name = Name;
+        Connection.TopologyChanged += Guard.OnTopologyChanged;
     }
 
     /// <summary>Gets the cache's name: <c>"default"</c>, or the service key of a keyed registration.</summary>

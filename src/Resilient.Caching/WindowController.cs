@@ -19,6 +19,7 @@ internal sealed class WindowController : IDisposable
     private readonly long _permitLifetime;
     private readonly StripedCounter _skipped = new();
     private readonly Lock _lock = new();
+    private readonly Action<bool>? _availabilityChanged;
 
     // 0 while closed, otherwise the timestamp from which a probe may start. The only field the hot path reads.
     private long _openUntil;
@@ -33,9 +34,11 @@ internal sealed class WindowController : IDisposable
     /// <param name="timeProvider">All time comes from here.</param>
     /// <param name="window">How long Redis is left alone after a confirmed failure.</param>
     /// <param name="probeBudget">The longest a probe may take (the operation timeout); its permit lasts a little longer.</param>
-    public WindowController(TimeProvider timeProvider, TimeSpan window, TimeSpan probeBudget)
+    /// <param name="availabilityChanged">Called (outside the lock) when Redis stops being used (false) and when it is used again (true).</param>
+    public WindowController(TimeProvider timeProvider, TimeSpan window, TimeSpan probeBudget, Action<bool>? availabilityChanged = null)
     {
         _timeProvider = timeProvider;
+        _availabilityChanged = availabilityChanged;
         Window = window;
         _window = ToTimestampUnits(window);
         _permitLifetime = ToTimestampUnits(probeBudget + probeBudget + TimeSpan.FromSeconds(1));
@@ -137,16 +140,27 @@ internal sealed class WindowController : IDisposable
     /// one starts a confirmation when Redis was in use (<see cref="Transition.Suspected"/>: the caller starts the
     /// probe, whose permit it now holds).
     /// </summary>
-    public Transition RecordFailure(Exception exception, bool confirmed, bool fromProbe)
+    /// <param name="exception">What went wrong.</param>
+    /// <param name="confirmed">An outage at once, not a suspicion a probe must confirm.</param>
+    /// <param name="fromProbe">A probe failed (a confirmation, whatever the error).</param>
+    /// <param name="early">The probe was an early one (<see cref="TryStartEarlyProbe"/>): its failure leaves the window as it was.</param>
+    public Transition RecordFailure(Exception exception, bool confirmed, bool fromProbe, bool early = false)
     {
         Volatile.Write(ref _lastError, exception);
         Volatile.Write(ref _lastErrorAtUtcTicks, _timeProvider.GetUtcNow().UtcTicks);
         var now = _timeProvider.GetTimestamp();
         CancellationTokenSource? release = null;
         Transition transition;
+        var stopped = false;
         lock (_lock)
         {
-            if (fromProbe)
+            if (fromProbe && early && _openUntil != 0)
+            {
+                // The client saw the topology change, but the new primary is not writable yet: the window keeps its end.
+                _permitUntil = 0;
+                transition = Transition.AlreadyOpen;
+            }
+            else if (fromProbe)
             {
                 // A failed probe is a confirmation, whatever the error: the window opens (or reopens) in full.
                 _openUntil = Math.Max(1, now + _window);
@@ -160,6 +174,7 @@ internal sealed class WindowController : IDisposable
             }
             else if (_openUntil == 0)
             {
+                stopped = true;
                 release = _opened;
                 _outageStartedAt = now;
                 _skipped.Reset();
@@ -198,7 +213,31 @@ internal sealed class WindowController : IDisposable
         }
 
         release?.Cancel();
+        if (stopped)
+        {
+            _availabilityChanged?.Invoke(false);
+        }
+
         return transition;
+    }
+
+    /// <summary>
+    /// Lets a probe start now, before the window has elapsed, when something says Redis may be back (the client saw
+    /// a failover complete); false when Redis is in use, a failure is still being checked, or a probe is under way.
+    /// </summary>
+    public bool TryStartEarlyProbe()
+    {
+        var now = _timeProvider.GetTimestamp();
+        lock (_lock)
+        {
+            if (_openUntil == 0 || !_confirmed || now < _permitUntil)
+            {
+                return false;
+            }
+
+            _permitUntil = now + _permitLifetime;
+            return true;
+        }
     }
 
     /// <summary>Closes the window after a successful probe; null when it was closed already.</summary>
@@ -222,6 +261,7 @@ internal sealed class WindowController : IDisposable
             }
         }
 
+        _availabilityChanged?.Invoke(true);
         return result;
     }
 

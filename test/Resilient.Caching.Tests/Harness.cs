@@ -30,7 +30,7 @@ internal sealed class CountingConnection : IGuardedConnection
 
     public bool WaitReady(TimeSpan timeout, CancellationToken released) => IsReady;
 
-    public Task ProbeAsync(TimeSpan budget)
+    public Task ProbeAsync(TimeSpan budget, StackExchange.Redis.RedisKey key)
     {
         Probes++;
         return Probe();

@@ -28,7 +28,9 @@ internal interface IGuardedConnection
     /// The probe: a connected multiplexer and a short-lived write answered, all within <paramref name="budget"/>;
     /// throws what went wrong. A write, not a PING: a Redis that is loading, read-only or out of memory answers PING.
     /// </summary>
-    Task ProbeAsync(TimeSpan budget);
+    /// <param name="budget">The time the whole probe may take.</param>
+    /// <param name="key">The key it writes: one of the cache's own, on the primary being probed.</param>
+    Task ProbeAsync(TimeSpan budget, StackExchange.Redis.RedisKey key);
 
     /// <summary>
     /// Drops the current multiplexer (when it is ours), failing every command still waiting on it at once, so that

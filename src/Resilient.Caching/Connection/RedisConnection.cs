@@ -30,7 +30,6 @@ internal sealed class RedisConnection : IGuardedConnection, IDisposable
     private readonly ILogger _logger;
     private readonly TimeProvider _timeProvider;
     private readonly Lock _gate = new();
-    private readonly RedisKey _probeKey;
     private Task<IConnectionMultiplexer>? _current;
     private Task<IConnectionMultiplexer>? _ready;
     private Exception? _connectFailure;
@@ -45,9 +44,6 @@ internal sealed class RedisConnection : IGuardedConnection, IDisposable
         _logger = logger;
         _timeProvider = timeProvider;
         _userFactory = options.ConnectionMultiplexerFactory;
-
-        // Under the application's key prefix, where an ACL user restricted to it may write.
-        _probeKey = (options.InstanceName ?? string.Empty) + "__resilient_caching_probe";
         if (_userFactory is null)
         {
             _configuration = BuildConfiguration(options, logger);
@@ -64,6 +60,12 @@ internal sealed class RedisConnection : IGuardedConnection, IDisposable
 
     /// <summary>A multiplexer of ours was created (true) or retired by a reset or dispose (false); for <see cref="ResilientRedisConnections"/>.</summary>
     internal event Action<Task<IConnectionMultiplexer>, bool>? MultiplexerChanged;
+
+    /// <summary>
+    /// A connected multiplexer is handed out for the first time, or its client reports a change of topology (a
+    /// failover seen, a server's role changed, a slot moved, a connection restored). Raised on the client's threads.
+    /// </summary>
+    public event Action<IConnectionMultiplexer>? TopologyChanged;
 
     public bool IsOwned => _userFactory is null;
 
@@ -131,7 +133,7 @@ internal sealed class RedisConnection : IGuardedConnection, IDisposable
         return IsReady;
     }
 
-    public async Task ProbeAsync(TimeSpan budget)
+    public async Task ProbeAsync(TimeSpan budget, RedisKey key)
     {
         var started = _timeProvider.GetTimestamp();
         if (!await WaitReadyAsync(budget, CancellationToken.None).ConfigureAwait(false))
@@ -141,7 +143,7 @@ internal sealed class RedisConnection : IGuardedConnection, IDisposable
 
         var multiplexer = await Volatile.Read(ref _ready)!.ConfigureAwait(false);
         var left = budget - _timeProvider.GetElapsedTime(started);
-        var write = multiplexer.GetDatabase().StringSetAsync(_probeKey, "1", s_probeExpiry);
+        var write = multiplexer.GetDatabase().StringSetAsync(key, "1", s_probeExpiry);
         try
         {
             await write.WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, _timeProvider).ConfigureAwait(false);
@@ -242,13 +244,20 @@ internal sealed class RedisConnection : IGuardedConnection, IDisposable
             return false;
         }
 
+        var handedOut = false;
         lock (_gate)
         {
-            if (ReferenceEquals(_current, connecting))
+            if (ReferenceEquals(_current, connecting) && !ReferenceEquals(_ready, connecting))
             {
                 Volatile.Write(ref _ready, connecting);
                 Volatile.Write(ref _connectFailure, null);
+                handedOut = true;
             }
+        }
+
+        if (handedOut)
+        {
+            Watch(connecting.Result);
         }
 
         return true;
@@ -277,6 +286,24 @@ internal sealed class RedisConnection : IGuardedConnection, IDisposable
             CancellationToken.None,
             TaskContinuationOptions.ExecuteSynchronously,
             TaskScheduler.Default);
+    }
+
+    /// <summary>Reports the topology of a multiplexer now handed out, and every change its client sees from then on.</summary>
+    private void Watch(IConnectionMultiplexer multiplexer)
+    {
+        multiplexer.ConfigurationChanged += (_, _) => OnTopologyChanged(multiplexer);
+        multiplexer.ConfigurationChangedBroadcast += (_, _) => OnTopologyChanged(multiplexer);
+        multiplexer.ConnectionRestored += (_, _) => OnTopologyChanged(multiplexer);
+        multiplexer.HashSlotMoved += (_, _) => OnTopologyChanged(multiplexer);
+        OnTopologyChanged(multiplexer);
+    }
+
+    private void OnTopologyChanged(IConnectionMultiplexer multiplexer)
+    {
+        if (ReferenceEquals(Volatile.Read(ref _ready)?.Result, multiplexer))
+        {
+            TopologyChanged?.Invoke(multiplexer);
+        }
     }
 
     private Task<IConnectionMultiplexer> GetOrCreate()

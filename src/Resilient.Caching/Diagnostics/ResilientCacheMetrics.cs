@@ -18,6 +18,9 @@ internal sealed class ResilientCacheMetrics : IDisposable
     public const string OutcomeTag = "resilient_caching.outcome";
     public const string TransitionTag = "resilient_caching.window.transition";
     public const string CacheTag = "resilient_caching.cache";
+
+    /// <summary>The primary of a cluster shard (OpenTelemetry's semantic convention), on the transitions and availability of a shard.</summary>
+    public const string ServerAddressTag = "server.address";
     public const string PendingName = "resilient_caching.invalidations.pending";
     public const string DroppedName = "resilient_caching.invalidations.dropped";
     public const string ReplayDurationName = "resilient_caching.invalidations.replay.duration";
@@ -88,7 +91,9 @@ internal sealed class ResilientCacheMetrics : IDisposable
     }
 
     /// <summary>Counts a window transition: opened, reopened (a failed probe) or closed. Blips are not transitions.</summary>
-    public void Transition(WindowController.Transition transition)
+    /// <param name="transition">What happened.</param>
+    /// <param name="serverAddress">In a cluster, the primary whose shard it happened to (<c>server.address</c>).</param>
+    public void Transition(WindowController.Transition transition, string? serverAddress = null)
     {
         var name = transition switch
         {
@@ -99,9 +104,19 @@ internal sealed class ResilientCacheMetrics : IDisposable
         };
         if (name is not null && _transitions.Enabled)
         {
-            _transitions.Add(1, new KeyValuePair<string, object?>(TransitionTag, name), _cacheTag);
+            if (serverAddress is null)
+            {
+                _transitions.Add(1, new KeyValuePair<string, object?>(TransitionTag, name), _cacheTag);
+            }
+            else
+            {
+                _transitions.Add(1, new KeyValuePair<string, object?>(TransitionTag, name), _cacheTag, new KeyValuePair<string, object?>(ServerAddressTag, serverAddress));
+            }
         }
     }
+
+    /// <summary>Gets or sets the shards of the cache, when Redis is a cluster: the availability gauge then reports each.</summary>
+    public Topology.ShardMap? Shards { get; set; }
 
     public void InvalidationsDropped()
     {
@@ -160,7 +175,19 @@ internal sealed class ResilientCacheMetrics : IDisposable
         {
             lock (_lock)
             {
-                return [.. _caches.Select(static c => new Measurement<int>(c.Window.IsAvailable ? 1 : 0, c.Metrics._cacheTag))];
+                var measurements = new List<Measurement<int>>();
+                foreach (var (metrics, window, _) in _caches)
+                {
+                    var shards = metrics.Shards;
+                    measurements.Add(new Measurement<int>(window.IsAvailable && shards?.AnyShardOut != true ? 1 : 0, metrics._cacheTag));
+                    foreach (var shard in shards?.Shards ?? [])
+                    {
+                        measurements.Add(new Measurement<int>(
+                            shard.Controller.IsAvailable ? 1 : 0, metrics._cacheTag, new KeyValuePair<string, object?>(ServerAddressTag, shard.ServerAddress)));
+                    }
+                }
+
+                return measurements;
             }
         }
 

@@ -4,7 +4,7 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 namespace Resilient.Caching.Diagnostics;
 
 /// <summary>
-/// Healthy while Redis answers a PING; Degraded, never Unhealthy, while the unavailable window is open: the
+/// Healthy while Redis answers a PING (and, in a cluster, no shard is out); Degraded, never Unhealthy, while the unavailable window is open: the
 /// application still serves, only without its cache. The PING goes through the window like any cache operation,
 /// so a check inside the window costs nothing, a failing PING opens the window for every consumer, and a check
 /// after the window has elapsed may be the probe that closes it (recovery is noticed without user traffic).
@@ -20,6 +20,7 @@ internal sealed class ResilientRedisCacheHealthCheck(ResilientRedisCacheServices
     internal const string PendingKey = "pending_invalidations";
     internal const string DroppedKey = "dropped_invalidations";
     internal const string LastReplayKey = "last_replay_ms";
+    internal const string UnavailableShardsKey = "unavailable_shards";
 
     private static readonly Func<bool, CacheOutcome> s_pingOutcome = static _ => CacheOutcome.Hit;
 
@@ -42,6 +43,26 @@ internal sealed class ResilientRedisCacheHealthCheck(ResilientRedisCacheServices
         }
 
         var availability = services.Availability;
+        var shardsOut = availability.Shards.Where(static s => !s.IsAvailable).ToList();
+        if (answered && shardsOut.Count > 0)
+        {
+            // A cluster with a primary out: the cache works, without that shard's keys.
+            var outList = string.Join(", ", shardsOut.Select(static s => $"{s.ServerAddress} (slots {s.Slots})"));
+            return HealthCheckResult.Degraded(
+                $"Redis answered PING, but {shardsOut.Count} of {availability.Shards.Count} cluster shards are unavailable: {outList}; their keys skip Redis (reads go to a replica where there is one).",
+                data: new Dictionary<string, object>
+                {
+                    [UnavailableShardsKey] = shardsOut.Select(static s => s.ServerAddress).ToArray(),
+                    [RetryAfterKey] = Math.Round(availability.RetryAfter.TotalSeconds, 1),
+                    [OutageKey] = Math.Round(availability.OutageDuration.TotalSeconds, 1),
+                    [SkippedKey] = availability.SkippedOperations,
+                    [OutagesKey] = availability.Outages,
+                    [PendingKey] = availability.PendingInvalidations,
+                    [DroppedKey] = availability.DroppedInvalidations,
+                    [LastReplayKey] = LastReplayMilliseconds(),
+                });
+        }
+
         if (answered)
         {
             var elapsed = timeProvider.GetElapsedTime(started).TotalMilliseconds;

@@ -57,6 +57,7 @@ internal sealed class ResilientOutputCacheStore : IOutputCacheStore, IOutputCach
         // Its entries and tags live under its own prefix; tag evictions skipped during an outage are replayed through
         // the stock store, which knows which entries carry a tag.
         services.Pending.UseOutputCache(template.InstanceName);
+        services.Guard.Shards.UseOutputCache(template.InstanceName);
         var store = new ResilientOutputCacheStore(services.Guard, services.Connection, generation => CreateStock(services, template, generation));
         services.Guard.EvictTag = store.EvictTagInnerAsync;
         return store;

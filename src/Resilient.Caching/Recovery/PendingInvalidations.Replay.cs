@@ -27,6 +27,10 @@ internal sealed partial class PendingInvalidations
     /// Evicts one tag through the inner output-cache store; <see langword="null"/> when there is none (tag records
     /// then stay).
     /// </param>
+    /// <param name="include">
+    /// Which records to apply now (in a cluster, those of the shards in use); <see langword="null"/> for all. The others
+    /// stay recorded.
+    /// </param>
     /// <param name="cancellationToken">Stops between batches.</param>
     /// <returns>What was applied, and how long it took.</returns>
     /// <exception cref="RedisConnectionException">
@@ -34,7 +38,8 @@ internal sealed partial class PendingInvalidations
     /// or <paramref name="evictTag"/> reported it, for the caller's error classification): what was applied is
     /// removed, the rest stays recorded for the next probe.
     /// </exception>
-    public async Task<ReplayResult> ReplayAsync(IDatabase database, Func<string, CancellationToken, ValueTask>? evictTag, CancellationToken cancellationToken = default)
+    public async Task<ReplayResult> ReplayAsync(
+        IDatabase database, Func<string, CancellationToken, ValueTask>? evictTag, Func<InvalidationKind, string, bool>? include = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(database);
         var started = _timeProvider.GetTimestamp();
@@ -46,9 +51,9 @@ internal sealed partial class PendingInvalidations
             // From here on, recording a key already recorded moves it to this generation, which this round leaves to
             // the next one (see Record).
             var generation = Interlocked.Increment(ref _generation);
-            var cacheKeys = Snapshot(_cacheKeys, generation);
-            var entries = Snapshot(_outputEntries, generation);
-            var tags = Snapshot(_outputTags, generation);
+            var cacheKeys = Snapshot(_cacheKeys, generation, InvalidationKind.CacheKey, include);
+            var entries = Snapshot(_outputEntries, generation, InvalidationKind.OutputCacheEntry, include);
+            var tags = Snapshot(_outputTags, generation, InvalidationKind.OutputCacheTag, include);
             if (purge && round == 0)
             {
                 // Seen before the SCAN starts, so the purge deletes whatever value each of them could have left.
@@ -109,14 +114,15 @@ internal sealed partial class PendingInvalidations
         }
     }
 
-    private static List<KeyValuePair<string, long>> Snapshot(ConcurrentDictionary<string, long> records, long generation)
+    private static List<KeyValuePair<string, long>> Snapshot(
+        ConcurrentDictionary<string, long> records, long generation, InvalidationKind kind, Func<InvalidationKind, string, bool>? include)
     {
         // Enumerating takes no lock, so callers recording meanwhile are not held up by a large snapshot. A record of
         // this generation was made (or made again) after the round began: applying it now could be before its write.
         var snapshot = new List<KeyValuePair<string, long>>();
         foreach (var record in records)
         {
-            if (record.Value < generation)
+            if (record.Value < generation && (include is null || include(kind, record.Key)))
             {
                 snapshot.Add(record);
             }

@@ -61,7 +61,7 @@ public sealed class ReplayTests : IAsyncLifetime
         // A single server puts every key in the same slot: batches stay full.
         Assert.Single(recorded.Take(5_000).Select(k => _connection.HashSlot(InstanceName + k)).Distinct());
 
-        var result = await pending.ReplayAsync(Database, evictTag: null, Ct);
+        var result = await pending.ReplayAsync(Database, evictTag: null, cancellationToken: Ct);
 
         TestContext.Current.TestOutputHelper?.WriteLine(
             $"replayed {count} records in {result.Duration.TotalMilliseconds:0} ms ({result.Duration.TotalMicroseconds / count:0.0} µs per key)");
@@ -91,7 +91,7 @@ public sealed class ReplayTests : IAsyncLifetime
         pending.Record(InvalidationKind.OutputCacheEntry, "/entry");
         pending.Record(InvalidationKind.OutputCacheTag, "products");
 
-        var result = await pending.ReplayAsync(Database, store.EvictByTagAsync, Ct);
+        var result = await pending.ReplayAsync(Database, store.EvictByTagAsync, cancellationToken: Ct);
 
         Assert.Equal(1, result.KeysDeleted);
         Assert.Equal(1, result.TagsEvicted);
@@ -114,7 +114,7 @@ public sealed class ReplayTests : IAsyncLifetime
         var pending = new PendingInvalidations(10_000, InstanceName, purgeOnOverflow: false, TimeSpan.FromMinutes(5), TimeProvider.System);
         recorded.ForEach(k => pending.Record(InvalidationKind.CacheKey, k));
 
-        var result = await pending.ReplayAsync(connection.GetDatabase(), evictTag: null, Ct);
+        var result = await pending.ReplayAsync(connection.GetDatabase(), evictTag: null, cancellationToken: Ct);
 
         Assert.Equal(3_000, result.KeysDeleted);
         Assert.Equal(0, pending.Count);
@@ -133,7 +133,7 @@ public sealed class ReplayTests : IAsyncLifetime
         var pending = new PendingInvalidations(count, InstanceName, purgeOnOverflow: false, TimeSpan.FromMinutes(5), TimeProvider.System);
         recorded.ForEach(k => pending.Record(InvalidationKind.CacheKey, k));
 
-        var replay = pending.ReplayAsync(Database, evictTag: null, Ct);
+        var replay = pending.ReplayAsync(Database, evictTag: null, cancellationToken: Ct);
 
         // Freeze Redis as soon as the first batch is acknowledged (watched on a thread of its own: a timer would be
         // too coarse on a loaded machine), so the batches still out time out.
@@ -166,7 +166,7 @@ public sealed class ReplayTests : IAsyncLifetime
         Assert.Equal(0, await ExistingAsync(forgotten));
 
         // The next probe finishes the job.
-        var result = await WithRetriesAsync(() => pending.ReplayAsync(Database, evictTag: null, Ct));
+        var result = await WithRetriesAsync(() => pending.ReplayAsync(Database, evictTag: null, cancellationToken: Ct));
         Assert.Equal(left, result.KeysDeleted);
         Assert.Equal(0, pending.Count);
         Assert.Equal(0, await DbSizeAsync());
@@ -201,7 +201,7 @@ public sealed class ReplayTests : IAsyncLifetime
         }
 
         Assert.Equal(RecordOutcome.OverflowStarted, pending.Record(InvalidationKind.CacheKey, "k10"));
-        var result = await pending.ReplayAsync(Database, output.EvictByTagAsync, Ct);
+        var result = await pending.ReplayAsync(Database, output.EvictByTagAsync, cancellationToken: Ct);
 
         Assert.True(result.Purged);
         Assert.Equal(1, result.Dropped);

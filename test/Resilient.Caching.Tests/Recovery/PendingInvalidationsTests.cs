@@ -72,7 +72,7 @@ public sealed class PendingInvalidationsTests
         Assert.Equal(RecordOutcome.OverflowStarted, pending.Record(InvalidationKind.CacheKey, "c"));
         Assert.Equal(RecordOutcome.Dropped, pending.Record(InvalidationKind.CacheKey, "d"));
 
-        var result = await pending.ReplayAsync(redis.Database, evictTag: null, Ct);
+        var result = await pending.ReplayAsync(redis.Database, evictTag: null, cancellationToken: Ct);
 
         Assert.Equal(2, result.Dropped);
         Assert.False(result.Purged);
@@ -92,7 +92,7 @@ public sealed class PendingInvalidationsTests
         var pending = Create();
         var redis = new FakeRedisDatabase();
 
-        var result = await pending.ReplayAsync(redis.Database, (_, _) => throw new InvalidOperationException("no tag was recorded"), Ct);
+        var result = await pending.ReplayAsync(redis.Database, (_, _) => throw new InvalidOperationException("no tag was recorded"), cancellationToken: Ct);
 
         Assert.Empty(redis.Commands);
         Assert.Equal(0, result.KeysDeleted);
@@ -117,7 +117,7 @@ public sealed class PendingInvalidationsTests
             await Task.Yield();
             return RedisResult.Create(keys.Length);
         };
-        var result = await pending.ReplayAsync(redis.Database, (tag, _) => { evicted.Add(tag); return ValueTask.CompletedTask; }, Ct);
+        var result = await pending.ReplayAsync(redis.Database, (tag, _) => { evicted.Add(tag); return ValueTask.CompletedTask; }, cancellationToken: Ct);
 
         var commands = redis.Commands.ToList();
         Assert.All(commands, c => Assert.Equal("UNLINK", c.Command));
@@ -163,7 +163,7 @@ public sealed class PendingInvalidationsTests
             return RedisResult.Create(keys.Length);
         };
 
-        await pending.ReplayAsync(redis.Database, evictTag: null, Ct).WaitAsync(TimeSpan.FromSeconds(30), Ct);
+        await pending.ReplayAsync(redis.Database, evictTag: null, cancellationToken: Ct).WaitAsync(TimeSpan.FromSeconds(30), Ct);
 
         Assert.Equal(PendingInvalidations.BatchesInFlight, sentBeforeFirstReply);
         Assert.Equal(10, redis.Commands.Count);
@@ -186,7 +186,7 @@ public sealed class PendingInvalidationsTests
                 : RedisResult.Create(keys.Length);
         };
 
-        var error = await Assert.ThrowsAsync<RedisConnectionException>(() => pending.ReplayAsync(redis.Database, (_, _) => ValueTask.CompletedTask, Ct));
+        var error = await Assert.ThrowsAsync<RedisConnectionException>(() => pending.ReplayAsync(redis.Database, (_, _) => ValueTask.CompletedTask, cancellationToken: Ct));
 
         Assert.Contains("mid-replay", error.Message, StringComparison.Ordinal);
         var failed = redis.Commands.Single(c => c.Call == 1).Keys;
@@ -204,7 +204,7 @@ public sealed class PendingInvalidationsTests
 
         // The next probe applies the rest.
         redis.Reply = (_, keys) => Task.FromResult(RedisResult.Create(keys.Length));
-        var result = await pending.ReplayAsync(redis.Database, (_, _) => ValueTask.CompletedTask, Ct);
+        var result = await pending.ReplayAsync(redis.Database, (_, _) => ValueTask.CompletedTask, cancellationToken: Ct);
         Assert.Equal(8000 - applied.Count, result.KeysDeleted);
         Assert.Equal(0, pending.Count);
     }
@@ -227,7 +227,7 @@ public sealed class PendingInvalidationsTests
 
             evicted.Add(tag);
             return ValueTask.CompletedTask;
-        }, Ct));
+        }, cancellationToken: Ct));
 
         Assert.Single(evicted);
         Assert.Equal(1, pending.Count);
@@ -253,7 +253,7 @@ public sealed class PendingInvalidationsTests
             return Task.FromResult(RedisResult.Create(keys.Length));
         };
 
-        var result = await pending.ReplayAsync(redis.Database, evictTag: null, Ct);
+        var result = await pending.ReplayAsync(redis.Database, evictTag: null, cancellationToken: Ct);
 
         var commands = redis.Commands.ToList();
         Assert.Equal(2, commands.Count);
@@ -277,7 +277,7 @@ public sealed class PendingInvalidationsTests
                 : Task.FromException<RedisResult>(new RedisConnectionException(ConnectionFailureType.SocketFailure, CommandFlags.None, "test", null, CommandStatus.Sent));
         };
 
-        await Assert.ThrowsAsync<RedisConnectionException>(() => pending.ReplayAsync(redis.Database, evictTag: null, Ct));
+        await Assert.ThrowsAsync<RedisConnectionException>(() => pending.ReplayAsync(redis.Database, evictTag: null, cancellationToken: Ct));
 
         Assert.True(pending.Contains(InvalidationKind.CacheKey, "a"));
         Assert.Equal(1, pending.Count);
@@ -295,7 +295,7 @@ public sealed class PendingInvalidationsTests
             return Task.FromResult(RedisResult.Create(keys.Length));
         };
 
-        var result = await pending.ReplayAsync(redis.Database, evictTag: null, Ct);
+        var result = await pending.ReplayAsync(redis.Database, evictTag: null, cancellationToken: Ct);
 
         Assert.Equal(PendingInvalidations.MaxRounds, redis.Commands.Count);
         Assert.Equal(1, result.Remaining);
@@ -343,7 +343,7 @@ public sealed class PendingInvalidationsTests
         var replays = 0;
         while (!recorders.All(r => r.IsCompleted) && replays < 10_000)
         {
-            await pending.ReplayAsync(redis.Database, evictTag: null, Ct);
+            await pending.ReplayAsync(redis.Database, evictTag: null, cancellationToken: Ct);
             replays++;
         }
 
@@ -359,7 +359,7 @@ public sealed class PendingInvalidationsTests
             }
         }
 
-        await pending.ReplayAsync(redis.Database, evictTag: null, Ct);
+        await pending.ReplayAsync(redis.Database, evictTag: null, cancellationToken: Ct);
         Assert.Equal(0, pending.Count);
         Assert.Equal(recordedAt.Keys.Order(), unlinkedAt.Keys.Order());
     }
@@ -376,7 +376,7 @@ public sealed class PendingInvalidationsTests
             return Task.FromResult(RedisResult.Create(keys.Length));
         };
 
-        var result = await pending.ReplayAsync(redis.Database, evictTag: null, Ct);
+        var result = await pending.ReplayAsync(redis.Database, evictTag: null, cancellationToken: Ct);
 
         Assert.Equal(TimeSpan.FromMilliseconds(250), result.Duration);
     }
@@ -395,7 +395,7 @@ public sealed class PendingInvalidationsTests
             ? Task.FromException<RedisResult>(new RedisServerException(RedisErrorKind.Unknown, CommandFlags.None, "ERR unknown command `UNLINK`, with args beginning with: "))
             : Task.FromResult(RedisResult.Create(keys.Length));
 
-        var result = await pending.ReplayAsync(redis.Database, evictTag: null, Ct);
+        var result = await pending.ReplayAsync(redis.Database, evictTag: null, cancellationToken: Ct);
 
         Assert.Equal(3 * PendingInvalidations.BatchSize, result.KeysDeleted);
         Assert.Equal(0, pending.Count);
@@ -410,7 +410,7 @@ public sealed class PendingInvalidationsTests
         keys.ForEach(k => pending.Record(InvalidationKind.CacheKey, k));
         var redis = new FakeRedisDatabase { Slot = key => key.Length + (key[^1] % 3) };
 
-        var result = await pending.ReplayAsync(redis.Database, evictTag: null, Ct);
+        var result = await pending.ReplayAsync(redis.Database, evictTag: null, cancellationToken: Ct);
 
         var commands = redis.Commands.ToList();
         Assert.All(commands, c => Assert.Single(c.Keys.Select(redis.Slot).Distinct()));
@@ -432,7 +432,7 @@ public sealed class PendingInvalidationsTests
         redis.ScanYields(("app:*", ["app:a", "app:x", "app:y"]), ("pages:__MSOC*", ["pages:__MSOCV_/", "pages:__MSOCT_t"]));
         var evicted = 0;
 
-        var result = await pending.ReplayAsync(redis.Database, (_, _) => { evicted++; return ValueTask.CompletedTask; }, Ct);
+        var result = await pending.ReplayAsync(redis.Database, (_, _) => { evicted++; return ValueTask.CompletedTask; }, cancellationToken: Ct);
 
         Assert.True(result.Purged);
         Assert.Equal(5, result.KeysPurged);
@@ -451,7 +451,7 @@ public sealed class PendingInvalidationsTests
         pending.Record(InvalidationKind.CacheKey, "a");
         var redis = new FakeRedisDatabase();
 
-        var result = await pending.ReplayAsync(redis.Database, evictTag: null, Ct);
+        var result = await pending.ReplayAsync(redis.Database, evictTag: null, cancellationToken: Ct);
 
         Assert.False(result.Purged);
         Assert.Equal(["app:a"], redis.Commands.Single().Keys);

@@ -1,0 +1,181 @@
+using System.Net;
+using System.Text;
+using Resilient.Caching.Recovery;
+using StackExchange.Redis;
+
+namespace Resilient.Caching.Topology;
+
+/// <summary>
+/// Which unavailable window a key belongs to. A single server or a Sentinel deployment has one window for every key
+/// (<see cref="Whole"/>); a Redis Cluster has one per primary (<see cref="Shards"/>), so that one primary's failure
+/// keeps only its own slots off Redis. The cluster's layout is read from the client's view of the topology when the
+/// connection is made and whenever the client reports a change.
+/// </summary>
+/// <remarks>
+/// <see cref="Whole"/> still serves a cluster for what belongs to no single primary: waiting for a connection, a
+/// PING, a tag eviction. The hot path asks <see cref="AnyShardOut"/> (one volatile read) before it hashes a key.
+/// </remarks>
+internal sealed class ShardMap
+{
+    private const string ProbeKeySuffix = "__resilient_caching_probe";
+    private const ushort NoShard = ushort.MaxValue;
+
+    private readonly Func<Action<bool>, WindowController> _newController;
+    private readonly string _instanceName;
+    private readonly byte[] _cachePrefix;
+    private readonly Lock _lock = new();
+    private byte[] _outputEntryPrefix;
+    private Layout _layout = new([], null);
+    private int _shardsOut;
+    private int _replicated;
+
+    /// <param name="instanceName">The distributed cache's key prefix.</param>
+    /// <param name="whole">The window of every key that belongs to no shard (all of them outside a cluster).</param>
+    /// <param name="newController">Creates a shard's window, given what to call when it stops or starts being available.</param>
+    public ShardMap(string? instanceName, WindowController whole, Func<Action<bool>, WindowController> newController)
+    {
+        _instanceName = instanceName ?? string.Empty;
+        _cachePrefix = Encoding.UTF8.GetBytes(_instanceName);
+        _outputEntryPrefix = Encoding.UTF8.GetBytes(_instanceName + PendingInvalidations.OutputCacheEntryInfix);
+        _newController = newController;
+        Whole = new Shard(-1, whole, _instanceName + ProbeKeySuffix, string.Empty);
+    }
+
+    /// <summary>Gets the window of everything outside a cluster, and of what belongs to no single primary in one.</summary>
+    public Shard Whole { get; }
+
+    /// <summary>Gets a value indicating whether Redis is a cluster whose primaries have windows of their own.</summary>
+    public bool IsCluster => Volatile.Read(ref _layout).Owner is not null;
+
+    /// <summary>Gets a value indicating whether some shard's window is open or its failure is being checked (one volatile read).</summary>
+    public bool AnyShardOut => Volatile.Read(ref _shardsOut) != 0;
+
+    /// <summary>
+    /// Gets a value indicating whether Redis has replicas or more than one server (Sentinel, Cluster, a list of
+    /// endpoints): the client fails over between them by itself, and a failure of one server is no reason to drop
+    /// the connections to the others.
+    /// </summary>
+    public bool IsReplicated => Volatile.Read(ref _replicated) != 0;
+
+    /// <summary>Gets the shards of a cluster, by first slot; empty otherwise.</summary>
+    public IReadOnlyList<Shard> Shards => Volatile.Read(ref _layout).Shards;
+
+    /// <summary>Tells where the output-cache store writes its entries (its <c>InstanceName</c> may differ).</summary>
+    public void UseOutputCache(string? instanceName) =>
+        Volatile.Write(ref _outputEntryPrefix, Encoding.UTF8.GetBytes((instanceName ?? string.Empty) + PendingInvalidations.OutputCacheEntryInfix));
+
+    /// <summary>The shard whose primary holds <paramref name="key"/>; null outside a cluster, and for what has no single key (a tag).</summary>
+    public Shard? ShardOf(InvalidationKind kind, string? key)
+    {
+        var layout = Volatile.Read(ref _layout);
+        if (layout.Owner is null || key is null || kind == InvalidationKind.OutputCacheTag)
+        {
+            return null;
+        }
+
+        var prefix = kind == InvalidationKind.CacheKey ? _cachePrefix : Volatile.Read(ref _outputEntryPrefix);
+        var index = layout.Owner[HashSlot.Of(prefix, key)];
+        return index == NoShard ? null : layout.Shards[index];
+    }
+
+    /// <summary>Whether a record belongs to <paramref name="shard"/> (for the shard's replay after its outage).</summary>
+    public bool Holds(Shard shard, InvalidationKind kind, string key) => ReferenceEquals(ShardOf(kind, key), shard);
+
+    /// <summary>Reads the layout from the client's view of the topology.</summary>
+    public void Refresh(IConnectionMultiplexer multiplexer)
+    {
+        IServer[] servers;
+        try
+        {
+            servers = multiplexer.GetServers();
+        }
+        catch (ObjectDisposedException)
+        {
+            return;
+        }
+
+        Volatile.Write(ref _replicated, servers.Length > 1 || servers.Any(static s => s.IsReplica) ? 1 : 0);
+        var configuration = servers.FirstOrDefault(static s => s.ServerType == ServerType.Cluster && s.IsConnected)?.ClusterConfiguration;
+        if (configuration is null)
+        {
+            return;
+        }
+
+        var primaries = configuration.Nodes
+            .Where(static n => !n.IsReplica && n.Slots.Count > 0)
+            .Select(static n => (Node: n, First: n.Slots.Min(static r => r.From)))
+            .OrderBy(static n => n.First)
+            .ToList();
+        if (primaries.Count == 0)
+        {
+            return;
+        }
+
+        lock (_lock)
+        {
+            var old = _layout;
+            var shards = new Shard[primaries.Count];
+            var owner = new ushort[HashSlot.Count];
+            Array.Fill(owner, NoShard);
+            for (var i = 0; i < primaries.Count; i++)
+            {
+                var (node, first) = primaries[i];
+                var shard = Array.Find(old.Shards, s => s.FirstSlot == first) ?? NewShard(first, node.Slots);
+                shard.ServerAddress = Format(node.EndPoint);
+                shard.Slots = string.Join(",", node.Slots.Select(static r => r.From == r.To ? $"{r.From}" : $"{r.From}-{r.To}"));
+                shard.HasReplica = node.Children.Count > 0;
+                foreach (var range in node.Slots)
+                {
+                    owner.AsSpan(range.From, range.To - range.From + 1).Fill((ushort)i);
+                }
+
+                shards[i] = shard;
+            }
+
+            Volatile.Write(ref _layout, new Layout(shards, owner));
+        }
+    }
+
+    /// <summary>A shard's window, counted in <see cref="AnyShardOut"/> while it is not available.</summary>
+    private Shard NewShard(int first, IList<SlotRange> slots)
+    {
+        var controller = _newController(available => Interlocked.Add(ref _shardsOut, available ? -1 : 1));
+        return new Shard(first, controller, ProbeKeyIn(slots), string.Empty);
+    }
+
+    /// <summary>
+    /// A key under the cache's prefix in one of <paramref name="slots"/>: the prefix and the probe key's name, and a
+    /// hash tag chosen to land there. With a hash tag in the prefix every key lands in one slot, the probe's too.
+    /// </summary>
+    private RedisKey ProbeKeyIn(IList<SlotRange> slots)
+    {
+        var name = _instanceName + ProbeKeySuffix;
+        if (HashSlot.Of(Encoding.UTF8.GetBytes(name + "{0}")) == HashSlot.Of(Encoding.UTF8.GetBytes(name + "{1}")))
+        {
+            // The prefix carries the hash tag.
+            return name;
+        }
+
+        for (var tag = 0; tag < 1_000_000; tag++)
+        {
+            var key = $"{name}{{{tag}}}";
+            var slot = HashSlot.Of(Encoding.UTF8.GetBytes(key));
+            if (slots.Any(r => slot >= r.From && slot <= r.To))
+            {
+                return key;
+            }
+        }
+
+        return name;
+    }
+
+    private static string Format(EndPoint? endPoint) => endPoint switch
+    {
+        DnsEndPoint dns => $"{dns.Host}:{dns.Port}",
+        IPEndPoint ip => ip.ToString(),
+        null => "unknown",
+        _ => endPoint.ToString() ?? "unknown",
+    };
+
+    private sealed record Layout(Shard[] Shards, ushort[]? Owner);
+}
