@@ -168,6 +168,51 @@ public sealed class WindowControllerTests
         Assert.Equal(1, gates.SelectMany(g => g).Count(g => g == WindowController.Gate.StartProbe));
     }
 
+    [Fact]
+    public void EarlyProbe_OnlyForAConfirmedOutage_OnePermitAtATime()
+    {
+        using var controller = new WindowController(_time, Window, Budget);
+        Assert.False(controller.TryStartEarlyProbe());
+
+        // A suspected failure's probe is already under way, holding the permit.
+        Assert.Equal(WindowController.Transition.Suspected, controller.RecordFailure(Reset(), confirmed: false, fromProbe: false));
+        Assert.False(controller.TryStartEarlyProbe());
+        Assert.Equal(WindowController.Transition.Opened, controller.RecordFailure(Reset(), confirmed: true, fromProbe: true));
+
+        Assert.True(controller.TryStartEarlyProbe());
+        Assert.False(controller.TryStartEarlyProbe());
+    }
+
+    [Fact]
+    public void EarlyProbeFailing_LeavesTheWindowsEnd_AndFreesThePermit()
+    {
+        using var controller = new WindowController(_time, Window, Budget);
+        controller.RecordFailure(Timeout(), confirmed: true, fromProbe: false);
+        _time.Advance(TimeSpan.FromSeconds(10));
+        Assert.True(controller.TryStartEarlyProbe());
+
+        Assert.Equal(WindowController.Transition.AlreadyOpen, controller.RecordFailure(Timeout(), confirmed: true, fromProbe: true, early: true));
+
+        Assert.Equal(TimeSpan.FromSeconds(20), controller.RetryAfter);
+        Assert.True(controller.TryStartEarlyProbe());
+    }
+
+    [Fact]
+    public void AvailabilityHook_ToldOncePerStop_AndOncePerRecovery()
+    {
+        var told = new List<bool>();
+        using var controller = new WindowController(_time, Window, Budget, told.Add);
+
+        controller.RecordFailure(Reset(), confirmed: false, fromProbe: false);
+        controller.RecordFailure(Timeout(), confirmed: true, fromProbe: false);
+        controller.RecordFailure(Timeout(), confirmed: true, fromProbe: true);
+        Assert.Equal([false], told);
+
+        Assert.NotNull(controller.RecordProbeSuccess());
+        Assert.Null(controller.RecordProbeSuccess());
+        Assert.Equal([false, true], told);
+    }
+
     private static RedisTimeoutException Timeout() => new(CommandFlags.None, "timeout", CommandStatus.Sent);
 
     private static RedisConnectionException Reset() => new(ConnectionFailureType.SocketFailure, CommandFlags.None, "reset", null, CommandStatus.Sent);

@@ -48,19 +48,11 @@ internal sealed class ResilientRedisCacheHealthCheck(ResilientRedisCacheServices
         {
             // A cluster with a primary out: the cache works, without that shard's keys.
             var outList = string.Join(", ", shardsOut.Select(static s => $"{s.ServerAddress} (slots {s.Slots})"));
+            var shardData = OutageData(availability);
+            shardData[UnavailableShardsKey] = shardsOut.Select(static s => s.ServerAddress).ToArray();
             return HealthCheckResult.Degraded(
                 $"Redis answered PING, but {shardsOut.Count} of {availability.Shards.Count} cluster shards are unavailable: {outList}; their keys skip Redis (reads go to a replica where there is one).",
-                data: new Dictionary<string, object>
-                {
-                    [UnavailableShardsKey] = shardsOut.Select(static s => s.ServerAddress).ToArray(),
-                    [RetryAfterKey] = Math.Round(availability.RetryAfter.TotalSeconds, 1),
-                    [OutageKey] = Math.Round(availability.OutageDuration.TotalSeconds, 1),
-                    [SkippedKey] = availability.SkippedOperations,
-                    [OutagesKey] = availability.Outages,
-                    [PendingKey] = availability.PendingInvalidations,
-                    [DroppedKey] = availability.DroppedInvalidations,
-                    [LastReplayKey] = LastReplayMilliseconds(),
-                });
+                data: shardData);
         }
 
         if (answered)
@@ -79,16 +71,7 @@ internal sealed class ResilientRedisCacheHealthCheck(ResilientRedisCacheServices
         }
 
         var lastError = error is CacheUnavailableException or null ? availability.LastError ?? error : error;
-        var data = new Dictionary<string, object>
-        {
-            [RetryAfterKey] = Math.Round(availability.RetryAfter.TotalSeconds, 1),
-            [OutageKey] = Math.Round(availability.OutageDuration.TotalSeconds, 1),
-            [SkippedKey] = availability.SkippedOperations,
-            [OutagesKey] = availability.Outages,
-            [PendingKey] = availability.PendingInvalidations,
-            [DroppedKey] = availability.DroppedInvalidations,
-            [LastReplayKey] = LastReplayMilliseconds(),
-        };
+        var data = OutageData(availability);
         if (lastError is not null)
         {
             data[LastErrorKey] = Redaction.Describe(lastError);
@@ -120,6 +103,17 @@ internal sealed class ResilientRedisCacheHealthCheck(ResilientRedisCacheServices
 
         return true;
     }
+
+    private Dictionary<string, object> OutageData(CacheAvailability availability) => new()
+    {
+        [RetryAfterKey] = Math.Round(availability.RetryAfter.TotalSeconds, 1),
+        [OutageKey] = Math.Round(availability.OutageDuration.TotalSeconds, 1),
+        [SkippedKey] = availability.SkippedOperations,
+        [OutagesKey] = availability.Outages,
+        [PendingKey] = availability.PendingInvalidations,
+        [DroppedKey] = availability.DroppedInvalidations,
+        [LastReplayKey] = LastReplayMilliseconds(),
+    };
 
     // How long applying the last outage's pending invalidations took (0 before any).
     private double LastReplayMilliseconds() => Math.Round(services.Pending.LastReplay?.Duration.TotalMilliseconds ?? 0, 1);

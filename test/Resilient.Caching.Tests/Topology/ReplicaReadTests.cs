@@ -1,0 +1,127 @@
+using System.Buffers;
+using Moq;
+using StackExchange.Redis;
+
+namespace Resilient.Caching.Tests.Topology;
+
+/// <summary>
+/// Reads while Redis's primary is out, with a replica in the deployment: served by the replica through the stock
+/// cache's hash field, never for a key whose write is pending, paused briefly when the replica fails too.
+/// </summary>
+public sealed class ReplicaReadTests : IDisposable
+{
+    private static readonly byte[] Value = [1, 2, 3];
+    private readonly Harness _h = new(invalidateKeysReadDuringOutage: true);
+    private readonly Mock<IDatabase> _database = new();
+    private int _replicaReads;
+
+    public ReplicaReadTests()
+    {
+        _database.Setup(d => d.HashGet(It.IsAny<RedisKey>(), It.IsAny<RedisValue>(), It.IsAny<CommandFlags>()))
+            .Callback(() => _replicaReads++).Returns(Value);
+        _database.Setup(d => d.HashGetAsync(It.IsAny<RedisKey>(), It.IsAny<RedisValue>(), It.IsAny<CommandFlags>()))
+            .Callback(() => _replicaReads++).ReturnsAsync(Value);
+    }
+
+    [Fact]
+    public async Task InsideTheWindow_ReadsAreServedByAReplica()
+    {
+        _h.OpenWindow();
+        UseReplicatedDeployment();
+
+        Assert.Equal(Value, _h.Cache.Get("k"));
+        Assert.Equal(Value, await _h.Cache.GetAsync("k", TestContext.Current.CancellationToken));
+        var buffer = new ArrayBufferWriter<byte>();
+        Assert.True(_h.Cache.TryGet("k", buffer));
+        Assert.Equal(Value, buffer.WrittenSpan.ToArray());
+
+        Assert.Equal(3, _replicaReads);
+        _database.Verify(d => d.HashGet((RedisKey)"k", (RedisValue)"data", CommandFlags.PreferReplica), Times.Exactly(2));
+        Assert.False(_h.Pending.Contains(Resilient.Caching.Recovery.InvalidationKind.CacheKey, "k"));
+        Assert.False(_h.Availability.IsAvailable);
+    }
+
+    [Fact]
+    public void KeyWhoseWriteIsPending_IsAMiss_NotTheReplicasOldValue()
+    {
+        _h.OpenWindow();
+        UseReplicatedDeployment();
+
+        _h.Cache.Remove("signed-out");
+
+        Assert.Null(_h.Cache.Get("signed-out"));
+        Assert.Equal(0, _replicaReads);
+    }
+
+    [Fact]
+    public void ReplicaFailing_IsAMiss_AndReplicaReadsPauseBriefly()
+    {
+        _h.OpenWindow();
+        UseReplicatedDeployment();
+        _database.Setup(d => d.HashGet(It.IsAny<RedisKey>(), It.IsAny<RedisValue>(), It.IsAny<CommandFlags>()))
+            .Callback(() => _replicaReads++).Throws(ChaosCache.Reset());
+
+        Assert.Null(_h.Cache.Get("a"));
+        Assert.Null(_h.Cache.Get("b"));
+        Assert.Equal(1, _replicaReads);
+
+        // A made-up miss: remembered like any read that skipped Redis.
+        Assert.True(_h.Pending.Contains(Resilient.Caching.Recovery.InvalidationKind.CacheKey, "a"));
+
+        _h.Time.Advance(TimeSpan.FromMilliseconds(300));
+        Assert.Null(_h.Cache.Get("c"));
+        Assert.Equal(2, _replicaReads);
+    }
+
+    [Fact]
+    public void ReadThatFailsFast_IsRetriedOnAReplica_AndNotRemembered()
+    {
+        UseReplicatedDeployment();
+        _h.Inner.Error = ChaosCache.Reset;
+        _h.Inner.Fault = Fault.ThrowsSynchronously;
+
+        Assert.Equal(Value, _h.Cache.Get("k"));
+
+        Assert.Equal(1, _replicaReads);
+        Assert.False(_h.Pending.Contains(Resilient.Caching.Recovery.InvalidationKind.CacheKey, "k"));
+        Assert.False(_h.Pending.Misses.IsMarked("k"));
+    }
+
+    [Fact]
+    public void ReadThatTimedOut_IsNotRetried_ItHadItsWholeTimeout()
+    {
+        UseReplicatedDeployment();
+        _h.Inner.Fault = Fault.ThrowsSynchronously;
+
+        Assert.Null(_h.Cache.Get("k"));
+
+        Assert.Equal(0, _replicaReads);
+        Assert.True(_h.Pending.Contains(Resilient.Caching.Recovery.InvalidationKind.CacheKey, "k"));
+    }
+
+    [Fact]
+    public void SingleServer_InsideTheWindow_NoReplicaRead()
+    {
+        _h.OpenWindow();
+        _h.Connection.Database = _database.Object;
+
+        Assert.Null(_h.Cache.Get("k"));
+        Assert.Equal(0, _replicaReads);
+    }
+
+    public void Dispose() => _h.Dispose();
+
+    /// <summary>A primary and a replica, as the client reports them; the replica answers through <see cref="_database"/>.</summary>
+    private void UseReplicatedDeployment()
+    {
+        var primary = new Mock<IServer>();
+        var replica = new Mock<IServer>();
+        replica.SetupGet(s => s.IsReplica).Returns(true);
+        var multiplexer = new Mock<IConnectionMultiplexer>();
+        multiplexer.Setup(m => m.GetServers()).Returns([primary.Object, replica.Object]);
+        _h.Guard.Shards.Refresh(multiplexer.Object);
+        _h.Connection.Database = _database.Object;
+        Assert.True(_h.Guard.Shards.IsReplicated);
+        Assert.False(_h.Guard.Shards.IsCluster);
+    }
+}
