@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using System.Runtime.InteropServices;
 using Xunit;
 
 namespace Resilient.Caching.IntegrationTests.Infrastructure;
@@ -7,11 +8,21 @@ namespace Resilient.Caching.IntegrationTests.Infrastructure;
 /// <summary>
 /// Reads the kernel's view of TCP sockets (/proc/net/tcp and tcp6): which timer is armed on each socket and when
 /// it fires. A keepalive timer is <c>tr</c> = 2; <c>tm-&gt;when</c> is in clock ticks (USER_HZ = 100 per second).
+/// The options set on this process's own sockets are read back with getsockopt on their descriptors.
 /// </summary>
 internal static class KernelSockets
 {
     private const int Established = 0x01;
     private const double TicksPerSecond = 100;
+
+    // Linux <sys/socket.h> and <netinet/tcp.h>.
+    private const int SolSocket = 1;
+    private const int SoKeepAlive = 9;
+    private const int IpProtoTcp = 6;
+    private const int TcpKeepIdle = 4;
+    private const int TcpKeepIntvl = 5;
+    private const int TcpKeepCnt = 6;
+    private const int TcpUserTimeout = 18;
 
     /// <summary>Skips the calling test where there is no /proc/net/tcp to read.</summary>
     public static void SkipUnlessLinux() => Assert.SkipUnless(OperatingSystem.IsLinux(), "reads /proc/net/tcp (Linux only)");
@@ -32,6 +43,43 @@ internal static class KernelSockets
         var address = IPAddress.Parse(host);
         return ClientSocketsTo(port).Count(s => s.Remote.Address.Equals(address));
     }
+
+    /// <summary>
+    /// The keepalive options of this process's socket with <paramref name="inode"/>, read with getsockopt on its
+    /// descriptor; null if the socket was closed meanwhile (or its descriptor reused for another).
+    /// </summary>
+    public static SocketOptions? OwnSocketOptions(long inode)
+    {
+        foreach (var descriptor in Directory.EnumerateFiles("/proc/self/fd"))
+        {
+            if (SocketInode(descriptor) != inode)
+            {
+                continue;
+            }
+
+            var fd = int.Parse(Path.GetFileName(descriptor), CultureInfo.InvariantCulture);
+            var options = new SocketOptions(
+                Get(fd, SolSocket, SoKeepAlive) is { } keepAlive ? keepAlive != 0 : null,
+                Get(fd, IpProtoTcp, TcpKeepIdle),
+                Get(fd, IpProtoTcp, TcpKeepIntvl),
+                Get(fd, IpProtoTcp, TcpKeepCnt),
+                Get(fd, IpProtoTcp, TcpUserTimeout));
+
+            // Read from the socket meant only if the descriptor still names it.
+            return SocketInode(descriptor) == inode ? options : null;
+        }
+
+        return null;
+    }
+
+    private static int? Get(int fd, int level, int option)
+    {
+        var length = sizeof(int);
+        return GetSocketOption(fd, level, option, out var value, ref length) == 0 ? value : null;
+    }
+
+    [DllImport("libc", EntryPoint = "getsockopt", SetLastError = true)]
+    private static extern int GetSocketOption(int socket, int level, int option, out int value, ref int length);
 
     private static IEnumerable<TcpSocket> Read(string path)
     {
@@ -61,20 +109,28 @@ internal static class KernelSockets
         HashSet<long> inodes = [];
         foreach (var descriptor in Directory.EnumerateFiles("/proc/self/fd"))
         {
-            try
+            if (SocketInode(descriptor) is { } inode)
             {
-                if (new FileInfo(descriptor).LinkTarget is { } target && target.StartsWith("socket:[", StringComparison.Ordinal))
-                {
-                    inodes.Add(long.Parse(target.AsSpan(8, target.Length - 9), CultureInfo.InvariantCulture));
-                }
-            }
-            catch (IOException)
-            {
-                // Closed between the listing and the read.
+                inodes.Add(inode);
             }
         }
 
         return inodes;
+    }
+
+    private static long? SocketInode(string descriptor)
+    {
+        try
+        {
+            return new FileInfo(descriptor).LinkTarget is { } target && target.StartsWith("socket:[", StringComparison.Ordinal)
+                ? long.Parse(target.AsSpan(8, target.Length - 9), CultureInfo.InvariantCulture)
+                : null;
+        }
+        catch (IOException)
+        {
+            // Closed between the listing and the read.
+            return null;
+        }
     }
 
     private static IPEndPoint ParseEndPoint(string text)
@@ -89,6 +145,13 @@ internal static class KernelSockets
         }
 
         return new IPEndPoint(new IPAddress(bytes), int.Parse(parts[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>SO_KEEPALIVE, TCP_KEEPIDLE (s), TCP_KEEPINTVL (s), TCP_KEEPCNT and TCP_USER_TIMEOUT (ms) of one socket; null where getsockopt failed.</summary>
+    internal sealed record SocketOptions(bool? KeepAlive, int? IdleSeconds, int? IntervalSeconds, int? Count, int? UserTimeoutMilliseconds)
+    {
+        public override string ToString() =>
+            string.Create(CultureInfo.InvariantCulture, $"keepalive={KeepAlive} idle={IdleSeconds} intvl={IntervalSeconds} cnt={Count} user_timeout={UserTimeoutMilliseconds}");
     }
 
     internal sealed record TcpSocket(IPEndPoint Local, IPEndPoint Remote, int State, int Timer, TimeSpan TimerExpiresIn, long Inode)

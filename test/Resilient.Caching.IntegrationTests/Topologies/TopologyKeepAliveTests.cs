@@ -10,11 +10,15 @@ namespace Resilient.Caching.IntegrationTests.Topologies;
 /// <summary>
 /// The socket tuning on every connection a multiplexer makes in a topology, read back from the kernel: to every
 /// cluster node (primaries and replicas) and to every sentinel and the primary they name, interactive and
-/// subscription, and again on the connections made after a failover.
+/// subscription, and again on the connections made after a failover (to the promoted replica, and to the killed
+/// primary once it is back): the keepalive timer armed (/proc/net/tcp), and SO_KEEPALIVE, the keepalive timings and
+/// TCP_USER_TIMEOUT as configured (getsockopt on each socket).
 /// </summary>
 public sealed class TopologyKeepAliveTests
 {
     private static readonly TimeSpan Idle = TimeSpan.FromSeconds(7);
+    private static readonly TimeSpan Interval = TimeSpan.FromSeconds(1);
+    private const int Count = 2;
     private static readonly TimeSpan Settle = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan PromotionBound = TimeSpan.FromSeconds(20);
 
@@ -23,7 +27,7 @@ public sealed class TopologyKeepAliveTests
     {
         KernelSockets.SkipUnlessLinux();
         await using var cluster = await RedisCluster.StartAsync(new RedisClusterOptions { RequireFullCoverage = false }, Lab.Ct);
-        using var cache = new TopologyCache(Provider.Resilient, cluster.ConnectionString, "app:", o => o.TcpKeepAlive.Idle = Idle);
+        using var cache = new TopologyCache(Provider.Resilient, cluster.ConnectionString, "app:", Tune);
         var primaries = await cluster.GetPrimariesAsync();
         var keys = await KeysOnEveryShardAsync(cluster, primaries);
         await ServeEveryShardAsync(cache.Cache, keys);
@@ -50,7 +54,7 @@ public sealed class TopologyKeepAliveTests
     {
         KernelSockets.SkipUnlessLinux();
         await using var sentinel = await RedisSentinel.StartAsync(cancellationToken: Lab.Ct);
-        using var cache = new TopologyCache(Provider.Resilient, sentinel.ConnectionString, "app:", o => o.TcpKeepAlive.Idle = Idle);
+        using var cache = new TopologyCache(Provider.Resilient, sentinel.ConnectionString, "app:", Tune);
         await ServeEveryShardAsync(cache.Cache, ["sentinel-key"]);
 
         var primary = await sentinel.GetPrimaryAsync();
@@ -65,6 +69,13 @@ public sealed class TopologyKeepAliveTests
         var reconnected = after.Where(p => !before.Contains(p)).ToList();
         Assert.True(reconnected.Count > 0, "no connection was made to the new primary");
         Lab.Report($"sentinel: {before.Count} sockets before, {after.Count} after the failover ({reconnected.Count} new)");
+    }
+
+    private static void Tune(ResilientRedisCacheOptions options)
+    {
+        options.TcpKeepAlive.Idle = Idle;
+        options.TcpKeepAlive.Interval = Interval;
+        options.TcpKeepAlive.Count = Count;
     }
 
     private static async Task<IReadOnlyList<string>> KeysOnEveryShardAsync(RedisCluster cluster, IReadOnlyList<ClusterNode> primaries)
@@ -103,7 +114,8 @@ public sealed class TopologyKeepAliveTests
     /// <summary>
     /// Waits until this process (the multiplexer: no other connection is open while this runs) holds an interactive
     /// and a subscription connection to every server and its sockets are idle, then asserts that each socket has the
-    /// keepalive timer armed within <see cref="Idle"/>. Returns the sockets' local ports.
+    /// keepalive timer armed within <see cref="Idle"/>, SO_KEEPALIVE on, the timings as configured and TCP_USER_TIMEOUT
+    /// = idle + interval × count. Returns the sockets' local ports.
     /// </summary>
     private static async Task<IReadOnlySet<int>> AssertKeepAliveOnEveryConnectionAsync(IReadOnlyList<RedisServer> servers)
     {
@@ -126,13 +138,18 @@ public sealed class TopologyKeepAliveTests
                 sockets.AddRange(own);
             }
 
-            if (ready)
+            // A socket closed since the listing has no options to read: look again.
+            var options = sockets.Select(s => KernelSockets.OwnSocketOptions(s.Inode)).ToList();
+            if (ready && options.All(o => o is not null))
             {
-                Lab.Report(report.ToString());
-                Assert.All(sockets, s =>
+                Lab.Report(report.AppendJoin(string.Empty, sockets.Zip(options).Select(p => $"\n{p.First.Local.Port} -> {p.First.Remote.Port}: {p.Second}")).ToString());
+                var expected = new KernelSockets.SocketOptions(true, (int)Idle.TotalSeconds, (int)Interval.TotalSeconds, Count, (int)(Idle + (Interval * Count)).TotalMilliseconds);
+                Assert.All(sockets.Zip(options), pair =>
                 {
+                    var (s, o) = pair;
                     Assert.True(s.KeepAliveArmed, $"no keepalive timer on {s.Local} -> {s.Remote} (tr={s.Timer}){report}");
                     Assert.InRange(s.TimerExpiresIn, TimeSpan.Zero, Idle);
+                    Assert.True(expected == o, $"{s.Local} -> {s.Remote}: {o} (expected {expected})");
                 });
                 return sockets.Select(s => s.Local.Port).ToHashSet();
             }

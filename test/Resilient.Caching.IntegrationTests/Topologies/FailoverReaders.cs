@@ -1,0 +1,463 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Microsoft.Extensions.Caching.Distributed;
+using Resilient.Caching.IntegrationTests.FaultLab;
+using Xunit;
+
+namespace Resilient.Caching.IntegrationTests.Topologies;
+
+/// <summary>
+/// One call of the <see cref="Readers"/>: when it started (since the readers began), how long it took, the shard of
+/// its key, whether it was a read or the write that refills a missed key, and what came back (a hit on the value
+/// stored before the fault, or on a refill's).
+/// </summary>
+internal sealed record Read(TimeSpan At, TimeSpan Elapsed, int Shard, bool Sync, bool Write, bool Hit, Exception? Exception, bool Refilled = false)
+{
+    public string? Error => Exception?.GetType().Name;
+}
+
+/// <summary>
+/// Readers of fixed keys spread over the shards, each going round the keys from its own offset, recording every
+/// call, with a short pause between calls as an application's requests have; exceptions are recorded, not thrown,
+/// so the same driver measures the stock provider. With <c>refill</c> a reader that misses writes the key's value
+/// back (cache-aside, as an application does), so a key deleted at recovery is used again once writes land.
+/// Bounded in time and in count (20 000 reads each).
+/// </summary>
+internal sealed class Readers : IAsyncDisposable
+{
+    private const int MaxReadsEach = 20_000;
+    private static readonly TimeSpan Pause = TimeSpan.FromMilliseconds(5);
+
+    private readonly IDistributedCache _cache;
+    private readonly IReadOnlyList<(string Key, int Shard)> _keys;
+    private readonly bool _refill;
+    private readonly ConcurrentQueue<Read> _samples = new();
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private readonly CancellationTokenSource _stop;
+    private readonly Task[] _workers;
+
+    private Readers(IDistributedCache cache, IReadOnlyList<(string, int)> keys, int asyncReaders, int syncReaders, TimeSpan limit, bool refill)
+    {
+        _cache = cache;
+        _keys = keys;
+        _refill = refill;
+        _stop = CancellationTokenSource.CreateLinkedTokenSource(Lab.Ct);
+        _stop.CancelAfter(limit);
+        _workers =
+        [
+            .. Enumerable.Range(0, asyncReaders).Select(w => Task.Run(() => ReadAsync(w))),
+            .. Enumerable.Range(asyncReaders, syncReaders).Select(w =>
+                Task.Factory.StartNew(() => Read(w), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)),
+        ];
+    }
+
+    /// <summary>Time since the readers began: the clock of every <see cref="Read.At"/>.</summary>
+    public TimeSpan Now => _clock.Elapsed;
+
+    /// <summary>Every call so far, in the order they started.</summary>
+    public IReadOnlyList<Read> Samples => [.. _samples.OrderBy(s => s.At)];
+
+    /// <summary>The value every key holds before the fault: the key itself.</summary>
+    public static byte[] ValueOf(string key) => Encoding.UTF8.GetBytes(key);
+
+    /// <summary>What a refill writes: told apart from the value stored before the fault.</summary>
+    public static byte[] RefillOf(string key) => Encoding.UTF8.GetBytes(key + "+refill");
+
+    public static Readers Start(IDistributedCache cache, IReadOnlyList<(string, int)> keys, int asyncReaders, int syncReaders, TimeSpan limit, bool refill = false) =>
+        new(cache, keys, asyncReaders, syncReaders, limit, refill);
+
+    /// <summary>The first read hit on <paramref name="shard"/> started at or after <paramref name="after"/>, or null on time-out.</summary>
+    public async Task<Read?> WaitForHitAsync(int shard, TimeSpan after, TimeSpan timeout)
+    {
+        Read? found = null;
+        await Lab.EventuallyAsync(() => (found = _samples.FirstOrDefault(s => s.Shard == shard && s.Hit && s.At >= after)) is not null, timeout);
+        return found;
+    }
+
+    public async Task StopAsync()
+    {
+        await _stop.CancelAsync();
+        await Task.WhenAll(_workers).WaitAsync(TimeSpan.FromSeconds(30));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync();
+        _stop.Dispose();
+    }
+
+    private async Task ReadAsync(int worker)
+    {
+        for (var i = 0; i < MaxReadsEach && !_stop.IsCancellationRequested; i++)
+        {
+            var (key, shard) = _keys[(worker * 7 + i) % _keys.Count];
+            var at = _clock.Elapsed;
+            try
+            {
+                var value = await _cache.GetAsync(key, CancellationToken.None);
+                _samples.Enqueue(new Read(at, _clock.Elapsed - at, shard, false, false, value is not null, null, IsRefill(key, value)));
+                if (value is null && _refill)
+                {
+                    at = _clock.Elapsed;
+                    await _cache.SetAsync(key, RefillOf(key), new DistributedCacheEntryOptions(), CancellationToken.None);
+                    _samples.Enqueue(new Read(at, _clock.Elapsed - at, shard, false, true, false, null));
+                }
+            }
+            catch (Exception exception) when (exception is not OperationCanceledException)
+            {
+                _samples.Enqueue(new Read(at, _clock.Elapsed - at, shard, false, false, false, exception));
+            }
+
+            await Task.Delay(Pause, CancellationToken.None);
+        }
+    }
+
+    private void Read(int worker)
+    {
+        for (var i = 0; i < MaxReadsEach && !_stop.IsCancellationRequested; i++)
+        {
+            var (key, shard) = _keys[(worker * 7 + i) % _keys.Count];
+            var at = _clock.Elapsed;
+            try
+            {
+                var value = _cache.Get(key);
+                _samples.Enqueue(new Read(at, _clock.Elapsed - at, shard, true, false, value is not null, null, IsRefill(key, value)));
+                if (value is null && _refill)
+                {
+                    at = _clock.Elapsed;
+                    _cache.Set(key, RefillOf(key), new DistributedCacheEntryOptions());
+                    _samples.Enqueue(new Read(at, _clock.Elapsed - at, shard, true, true, false, null));
+                }
+            }
+            catch (Exception exception) when (exception is not OperationCanceledException)
+            {
+                _samples.Enqueue(new Read(at, _clock.Elapsed - at, shard, true, false, false, exception));
+            }
+
+            Thread.Sleep(Pause);
+        }
+    }
+
+    private static bool IsRefill(string key, byte[]? value) => value is not null && value.AsSpan().SequenceEqual(RefillOf(key));
+}
+
+/// <summary>Reads that hit, of all reads in a period.</summary>
+internal readonly record struct HitRatio(int Hits, int Count)
+{
+    public static HitRatio Of(IEnumerable<Read> calls)
+    {
+        var reads = calls.Where(c => !c.Write).ToList();
+        return new HitRatio(reads.Count(r => r.Hit), reads.Count);
+    }
+
+    /// <summary>Share of hits in percent; 0 when there was no read (an assertion on it then fails, as it should).</summary>
+    public double Percent => Count == 0 ? 0 : 100.0 * Hits / Count;
+
+    public override string ToString() => Count == 0 ? "n/a (no read)" : string.Create(CultureInfo.InvariantCulture, $"{Percent:0.0} % of {Count}");
+}
+
+/// <summary>
+/// What the <see cref="Readers"/> saw around one failover, shard 0 being the one whose primary failed: every time is
+/// measured from the fault, "during the outage" is from the fault until the promotion settled (every node or
+/// sentinel agreed).
+/// </summary>
+internal sealed class FailoverFigures
+{
+    private const int FailedShard = 0;
+
+    public FailoverFigures(IReadOnlyList<Read> samples, TimeSpan faultOn, TimeSpan promotedAfter, TimeSpan settledAfter)
+    {
+        Samples = samples;
+        FaultOn = faultOn;
+        PromotedAfter = promotedAfter;
+        SettledAfter = settledAfter;
+        var outageEnd = faultOn + settledAfter;
+        var before = samples.Where(s => s.At < faultOn).ToList();
+        var outage = samples.Where(s => s.At >= faultOn && s.At < outageEnd).ToList();
+        FromFault = [.. samples.Where(s => s.At >= faultOn)];
+        Errors = [.. FromFault.Where(s => s.Exception is not null)];
+        AllBefore = HitRatio.Of(before);
+        HealthyBefore = HitRatio.Of(before.Where(s => s.Shard != FailedShard));
+        HealthyDuring = HitRatio.Of(outage.Where(s => s.Shard != FailedShard));
+        FailedDuring = HitRatio.Of(outage.Where(s => s.Shard == FailedShard));
+        HealthyAfter = HitRatio.Of(samples.Where(s => s.At >= outageEnd && s.Shard != FailedShard));
+        FailedAfter = HitRatio.Of(samples.Where(s => s.At >= outageEnd && s.Shard == FailedShard));
+        Slowest = FromFault.Select(s => s.Elapsed).DefaultIfEmpty().Max();
+        SlowestSync = FromFault.Where(s => s.Sync).Select(s => s.Elapsed).DefaultIfEmpty().Max();
+        SlowestAsync = FromFault.Where(s => !s.Sync).Select(s => s.Elapsed).DefaultIfEmpty().Max();
+    }
+
+    public IReadOnlyList<Read> Samples { get; }
+
+    /// <summary>When the fault was injected, on the readers' clock.</summary>
+    public TimeSpan FaultOn { get; }
+
+    /// <summary>From the fault until the replica was the primary (it said so, or a sentinel named it).</summary>
+    public TimeSpan PromotedAfter { get; }
+
+    /// <summary>From the fault until every running node, or every sentinel, agreed.</summary>
+    public TimeSpan SettledAfter { get; }
+
+    /// <summary>Every call started at or after the fault.</summary>
+    public IReadOnlyList<Read> FromFault { get; }
+
+    /// <summary>The calls started at or after the fault that threw.</summary>
+    public IReadOnlyList<Read> Errors { get; }
+
+    /// <summary>Every read before the fault.</summary>
+    public HitRatio AllBefore { get; }
+
+    public HitRatio HealthyBefore { get; }
+
+    /// <summary>Reads of the healthy shards' keys between the fault and the settled promotion.</summary>
+    public HitRatio HealthyDuring { get; }
+
+    /// <summary>Reads of the failed shard's keys between the fault and the settled promotion.</summary>
+    public HitRatio FailedDuring { get; }
+
+    /// <summary>Reads of the healthy shards' keys from the settled promotion to the end.</summary>
+    public HitRatio HealthyAfter { get; }
+
+    /// <summary>Reads of the failed shard's keys from the settled promotion to the end.</summary>
+    public HitRatio FailedAfter { get; }
+
+    public TimeSpan Slowest { get; }
+
+    public TimeSpan SlowestSync { get; }
+
+    public TimeSpan SlowestAsync { get; }
+
+    /// <summary>
+    /// From the fault to the start of the first read that hit a key of <paramref name="shard"/> once the promotion had
+    /// settled (with <paramref name="stored"/>, only a hit on the value stored before the fault: the replicated data,
+    /// not a refill); null if none did.
+    /// </summary>
+    public TimeSpan? FirstHitAfterPromotion(int shard = FailedShard, bool stored = false) =>
+        Samples.FirstOrDefault(s => s.Shard == shard && s.Hit && (!stored || !s.Refilled) && s.At >= FaultOn + SettledAfter) is { } hit ? hit.At - FaultOn : null;
+
+    /// <summary>One line for the test output, with every figure the assertions use.</summary>
+    public string Describe(string title, int shards)
+    {
+        static string PerSecond(HitRatio reads, TimeSpan span) =>
+            span <= TimeSpan.Zero ? "n/a" : (reads.Count / span.TotalSeconds).ToString("0", CultureInfo.InvariantCulture);
+
+        static string Ms(TimeSpan? t) => t is { } v ? string.Create(CultureInfo.InvariantCulture, $"{v.TotalMilliseconds:0} ms") : "never";
+
+        var text = new StringBuilder()
+            .Append(CultureInfo.InvariantCulture, $"{title}: promoted {Ms(PromotedAfter)} after the fault, settled {Ms(SettledAfter)}; ");
+        text.Append(shards > 1
+            ? $"healthy shards hit {HealthyBefore} before, {HealthyDuring} during the outage, {HealthyAfter} after ({PerSecond(HealthyBefore, FaultOn)}/s before, {PerSecond(HealthyDuring, SettledAfter)}/s during); failed shard hit {FailedDuring} during the outage, {FailedAfter} after"
+            : $"reads hit {AllBefore} before, {FailedDuring} during the outage, {FailedAfter} after ({PerSecond(AllBefore, FaultOn)}/s before, {PerSecond(FailedDuring, SettledAfter)}/s during)");
+        text.Append("; first hit after the promotion settled: ")
+            .AppendJoin(", ", Enumerable.Range(0, shards).Select(s => $"shard {s} {Ms(FirstHitAfterPromotion(s))}"))
+            .Append(CultureInfo.InvariantCulture, $" after the fault (on the failed shard's data stored before the fault: {Ms(FirstHitAfterPromotion(FailedShard, stored: true))}, ")
+            .Append(CultureInfo.InvariantCulture, $"{Samples.Count(s => s.Shard == FailedShard && s.Hit && !s.Refilled && s.At >= FaultOn + SettledAfter)} such hits after)")
+            .Append(CultureInfo.InvariantCulture, $"; from the fault on: {FromFault.Count} calls ({FromFault.Count(c => c.Write)} refills), {Errors.Count} threw");
+        if (Errors.Count > 0)
+        {
+            text.Append(" (").AppendJoin(", ", Errors.GroupBy(e => e.Error!).Select(g => $"{g.Count()}× {g.Key}")).Append(')');
+        }
+
+        return text
+            .Append(CultureInfo.InvariantCulture, $", slowest {Ms(Slowest)} (sync {Ms(SlowestSync)}, async {Ms(SlowestAsync)})")
+            .ToString();
+    }
+
+    /// <summary>The first exception of each type, for the output when some were thrown.</summary>
+    public IEnumerable<string> DescribeErrors() =>
+        Errors.GroupBy(s => s.Error).Select(g => g.First())
+            .Select(first => string.Create(CultureInfo.InvariantCulture, $"first {first.Error} ({(first.At - FaultOn).TotalMilliseconds:0} ms after the fault, {first.Elapsed.TotalMilliseconds:0} ms): {first.Exception}"));
+}
+
+/// <summary>How one failover is measured (see <see cref="FailoverScenario.MeasureAsync"/>).</summary>
+internal sealed record FailoverRun(string Title)
+{
+    /// <summary>The readers write a missed key back (cache-aside).</summary>
+    public bool Refill { get; init; } = true;
+
+    /// <summary>Shards 0 to this one excluded are waited for until each has a read hit after the promotion settled.</summary>
+    public int WaitForShards { get; init; } = 1;
+
+    /// <summary>How long, once the promotion has settled, to wait for those hits; the figures are reported either way.</summary>
+    public TimeSpan HitAgainWithin { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Load before the fault, so every connection is made and the readers run at their pace.</summary>
+    public TimeSpan Warm { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Load after the hits again, so a relapse shows.</summary>
+    public TimeSpan Observe { get; init; } = TimeSpan.FromSeconds(1);
+
+    public TimeSpan PromotionBound { get; init; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>The readers stop by this time whatever happens.</summary>
+    public TimeSpan Limit => Warm + PromotionBound + HitAgainWithin + Observe + TimeSpan.FromSeconds(10);
+}
+
+/// <summary>
+/// One failover under load: the keys written (and replicated) first, the readers warmed up, the fault injected and
+/// the promotion awaited, then the readers kept going until the failed shard (and any other asked for) hits again,
+/// and a little longer. Every figure is reported, ours' window and probe counts too.
+/// </summary>
+internal static class FailoverScenario
+{
+    public static async Task<FailoverFigures> MeasureAsync(
+        FailoverRun run,
+        IDistributedCache cache,
+        LabCache? ours,
+        IReadOnlyList<(string Key, int Shard)> keys,
+        Func<Task> replicated,
+        Func<Task> inject,
+        Func<long, Task<(TimeSpan After, TimeSpan SettledAfter)>> promoted,
+        Func<Task>? duringOutage = null)
+    {
+        if (ours is not null)
+        {
+            // A cold first connect to six nodes can outlast a short operation timeout: not part of the measurement.
+            await ours.WaitForConnectionAsync();
+        }
+
+        foreach (var (key, _) in keys)
+        {
+            await cache.SetAsync(key, Readers.ValueOf(key), new DistributedCacheEntryOptions(), Lab.Ct);
+        }
+
+        var missing = new List<string>();
+        foreach (var (key, _) in keys)
+        {
+            if (await cache.GetAsync(key, Lab.Ct) is null)
+            {
+                missing.Add(key);
+            }
+        }
+
+        Assert.True(missing.Count == 0, $"not stored before the fault: {string.Join(", ", missing)}\n{ours?.DescribeLogs()}");
+
+        // So the promoted replica holds every key of its shard.
+        await replicated();
+
+        await using var readers = Readers.Start(cache, keys, asyncReaders: 4, syncReaders: 2, run.Limit, run.Refill);
+        await Task.Delay(run.Warm, Lab.Ct);
+
+        var faultAt = Stopwatch.GetTimestamp();
+        var faultOn = readers.Now;
+        await inject();
+        var side = duringOutage is null ? Task.CompletedTask : Task.Run(duringOutage);
+        var (after, settledAfter) = await promoted(faultAt);
+        await side;
+
+        var settledOn = faultOn + settledAfter;
+        for (var shard = 0; shard < run.WaitForShards; shard++)
+        {
+            var left = settledOn + run.HitAgainWithin - readers.Now;
+            if (left > TimeSpan.Zero)
+            {
+                await readers.WaitForHitAsync(shard, settledOn, left);
+            }
+        }
+
+        await Task.Delay(run.Observe, Lab.Ct);
+        await readers.StopAsync();
+
+        var figures = new FailoverFigures(readers.Samples, faultOn, after, settledAfter);
+        Lab.Report(figures.Describe(run.Title, keys.Select(k => k.Shard).Distinct().Count()));
+        foreach (var line in figures.DescribeErrors())
+        {
+            Lab.Report(line);
+        }
+
+        if (ours is not null)
+        {
+            Lab.Report($"windows opened {ours.LogCount(Log.IdWindowOpened)}, closed {ours.LogCount(Log.IdWindowClosed)}, probes failed {ours.LogCount(Log.IdProbeFailed)}; last log lines:\n"
+                + string.Join('\n', ours.DescribeLogs().Split('\n').TakeLast(8)));
+        }
+
+        return figures;
+    }
+}
+
+/// <summary>
+/// Collects the assertions of a measurement, so that one run reports every bound it misses (with the figure) rather
+/// than only the first.
+/// </summary>
+internal sealed class Expectations
+{
+    private readonly List<string> _failed = [];
+    private readonly List<string> _all = [];
+
+    public void That(bool holds, string what)
+    {
+        _all.Add($"{(holds ? "ok  " : "FAIL")} {what}");
+        if (!holds)
+        {
+            _failed.Add(what);
+        }
+    }
+
+    /// <summary>Beyond one window after the promotion: a probe that waits out one operation timeout, and scheduling noise.</summary>
+    public static TimeSpan RecoverySlack(TimeSpan operationTimeout) => operationTimeout + Lab.Slack;
+
+    /// <summary>
+    /// The healthy shards' keys hit between the fault and the settled promotion, and from then to the end of the
+    /// measurement (a window opened for every shard shows there: the outage of the failed shard is over by then).
+    /// </summary>
+    public void HealthyShardsKeepHitting(FailoverFigures figures, double percent)
+    {
+        That(figures.HealthyDuring.Percent >= percent, $"healthy shards hit {figures.HealthyDuring} between the fault and the promotion (at least {percent} %)");
+        That(figures.HealthyAfter.Percent >= percent, $"healthy shards hit {figures.HealthyAfter} from the promotion to the end (at least {percent} %)");
+    }
+
+    /// <summary>
+    /// How long to keep measuring after the promotion settled for a shard to hit again: the bound, and as long again
+    /// (at most 10 s), so that a build that misses it still reports when it did hit. A passing build ends the wait
+    /// at the hit.
+    /// </summary>
+    public static TimeSpan HitAgainWithin(TimeSpan window, TimeSpan operationTimeout)
+    {
+        var bound = window + RecoverySlack(operationTimeout);
+        return bound + TimeSpan.FromTicks(Math.Min(bound.Ticks, TimeSpan.FromSeconds(10).Ticks));
+    }
+
+    /// <summary>No call from the fault on threw, none took longer than the operation timeout and slack.</summary>
+    public void NoExceptionAndBoundedCalls(FailoverFigures figures, TimeSpan operationTimeout)
+    {
+        That(figures.Errors.Count == 0, $"{figures.Errors.Count} of {figures.FromFault.Count} calls from the fault on threw (none expected)");
+        var bound = operationTimeout + Lab.Slack;
+        That(figures.Slowest <= bound, $"slowest call {figures.Slowest.TotalMilliseconds:0} ms (at most {bound.TotalMilliseconds:0} ms)");
+    }
+
+    /// <summary>Each of shards 0 to <paramref name="shards"/> hit again at the latest one window after the promotion settled.</summary>
+    public void UsedAgain(FailoverFigures figures, int shards, TimeSpan window, TimeSpan operationTimeout)
+    {
+        var bound = figures.SettledAfter + window + RecoverySlack(operationTimeout);
+        for (var shard = 0; shard < shards; shard++)
+        {
+            var hit = figures.FirstHitAfterPromotion(shard);
+            That(
+                hit <= bound,
+                $"shard {shard} hit again {(hit is { } h ? $"{h.TotalMilliseconds:0} ms" : "never")} after the fault; promotion settled after {figures.SettledAfter.TotalMilliseconds:0} ms (at most {bound.TotalMilliseconds:0} ms)");
+        }
+    }
+
+    /// <summary>
+    /// The failed shard's data stored before the fault (replicated, not written back by a refill) hit again at the
+    /// latest one window after the promotion settled: the keys read from the replica during the outage were real
+    /// reads, so the recovery has no reason to delete them.
+    /// </summary>
+    public void StoredDataUsedAgain(FailoverFigures figures, TimeSpan window, TimeSpan operationTimeout)
+    {
+        var bound = figures.SettledAfter + window + RecoverySlack(operationTimeout);
+        var hit = figures.FirstHitAfterPromotion(stored: true);
+        That(
+            hit <= bound,
+            $"the failed shard's data stored before the fault hit again {(hit is { } h ? $"{h.TotalMilliseconds:0} ms" : "never")} after the fault; promotion settled after {figures.SettledAfter.TotalMilliseconds:0} ms (at most {bound.TotalMilliseconds:0} ms)");
+    }
+
+    /// <summary>Reports every expectation, then fails with the missed ones (and <paramref name="context"/>).</summary>
+    public void Verify(Func<string>? context = null)
+    {
+        Lab.Report(string.Join('\n', _all));
+        Assert.True(_failed.Count == 0, string.Join('\n', _failed) + (context is null ? string.Empty : "\n" + context()));
+    }
+}
