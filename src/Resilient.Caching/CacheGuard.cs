@@ -30,6 +30,9 @@ internal sealed class CacheGuard
     // while no replica answers, and replica reads resume soon after a hiccup.
     private static readonly TimeSpan s_replicaPause = TimeSpan.FromMilliseconds(250);
 
+    // How often a replica read looks again for a replica connection being made again.
+    private static readonly TimeSpan s_replicaRetry = TimeSpan.FromMilliseconds(20);
+
     // The stock cache keeps an entry's bytes in this field of its hash.
     private static readonly RedisValue s_dataField = "data";
 
@@ -315,22 +318,31 @@ internal sealed class CacheGuard
 
     /// <summary>
     /// The entry's bytes from a replica (the stock cache's hash field), for a synchronous caller; false when that
-    /// failed too (replica reads then pause for the rest of the window). The sliding expiration is not renewed: a
-    /// replica takes no writes.
+    /// failed too (replica reads then pause briefly). The sliding expiration is not renewed: a replica takes no writes.
     /// </summary>
     private bool TryReadFromReplica(CacheOperation operation, in Target target, Shard window, out byte[]? data)
     {
-        data = null;
         var started = _metrics.Start();
-        try
+        var reading = _network.GetTimestamp();
+        while (true)
         {
-            var database = _connection.Database ?? throw new RedisConnectPendingException("No Redis connection at the moment.");
-            data = database.HashGet(_keyPrefix.Append(target.Key), s_dataField, CommandFlags.PreferReplica);
-        }
-        catch (Exception exception) when (RedisErrorClassifier.Classify(exception) != RedisFailureKind.None)
-        {
-            ReplicaReadFailed(window, exception);
-            return false;
+            try
+            {
+                var database = _connection.Database ?? throw new RedisConnectPendingException("No Redis connection at the moment.");
+                data = database.HashGet(_keyPrefix.Append(target.Key), s_dataField, CommandFlags.PreferReplica);
+                break;
+            }
+            catch (Exception exception) when (RedisErrorClassifier.Classify(exception) != RedisFailureKind.None)
+            {
+                if (!MayRetryOnReplica(exception, reading))
+                {
+                    ReplicaReadFailed(window, exception);
+                    data = null;
+                    return false;
+                }
+            }
+
+            Thread.Sleep(s_replicaRetry);
         }
 
         ReadFromReplica(operation, target, data, started);
@@ -341,22 +353,41 @@ internal sealed class CacheGuard
     private async ValueTask<ReplicaRead?> ReadFromReplicaAsync(CacheOperation operation, Target target, Shard window, CancellationToken cancellationToken)
     {
         var started = _metrics.Start();
+        var reading = _network.GetTimestamp();
         byte[]? data;
-        try
+        while (true)
         {
-            var database = _connection.Database ?? throw new RedisConnectPendingException("No Redis connection at the moment.");
-            var read = database.HashGetAsync(_keyPrefix.Append(target.Key), s_dataField, CommandFlags.PreferReplica);
-            data = cancellationToken.CanBeCanceled ? await read.WaitAsync(cancellationToken).ConfigureAwait(false) : await read.ConfigureAwait(false);
-        }
-        catch (Exception exception) when (RedisErrorClassifier.Classify(exception) != RedisFailureKind.None)
-        {
-            ReplicaReadFailed(window, exception);
-            return null;
+            try
+            {
+                var database = _connection.Database ?? throw new RedisConnectPendingException("No Redis connection at the moment.");
+                var read = database.HashGetAsync(_keyPrefix.Append(target.Key), s_dataField, CommandFlags.PreferReplica);
+                data = cancellationToken.CanBeCanceled ? await read.WaitAsync(cancellationToken).ConfigureAwait(false) : await read.ConfigureAwait(false);
+                break;
+            }
+            catch (Exception exception) when (RedisErrorClassifier.Classify(exception) != RedisFailureKind.None)
+            {
+                if (!MayRetryOnReplica(exception, reading))
+                {
+                    ReplicaReadFailed(window, exception);
+                    return null;
+                }
+            }
+
+            await Task.Delay(s_replicaRetry, _network, cancellationToken).ConfigureAwait(false);
         }
 
         ReadFromReplica(operation, target, data, started);
         return new ReplicaRead(data);
     }
+
+    /// <summary>
+    /// A replica's connection that was just closed (Sentinel closes the clients of the replica it promotes) or is
+    /// being made again is back within milliseconds: a read waits for it, polling, within the operation timeout,
+    /// rather than answer with a made-up miss that would cost the key its value after the outage.
+    /// </summary>
+    private bool MayRetryOnReplica(Exception exception, long reading) =>
+        exception is RedisConnectionException && RedisErrorClassifier.Classify(exception) == RedisFailureKind.Transport
+        && _network.GetElapsedTime(reading) + s_replicaRetry < _operationTimeout;
 
     private void ReadFromReplica(CacheOperation operation, in Target target, byte[]? data, long started)
     {

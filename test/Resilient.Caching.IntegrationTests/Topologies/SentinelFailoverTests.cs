@@ -19,6 +19,7 @@ public sealed class SentinelFailoverTests
     private const int Keys = 50;
     private const double HitPercent = 95;
     private const double ReplicaHitPercent = 90;
+    private const double FrozenReplicaHitPercent = 75;
     private const string OldValue = "old";
     private const string NewValue = "new";
     private static readonly TimeSpan OperationTimeout = TimeSpan.FromSeconds(1);
@@ -123,9 +124,14 @@ public sealed class SentinelFailoverTests
 
             var expect = new Expectations();
             expect.NoExceptionAndBoundedCalls(figures, OperationTimeout);
-            expect.That(figures.FailedDuring.Percent >= ReplicaHitPercent, $"reads hit {figures.FailedDuring} between the pause and the promotion, read from the replica (at least {ReplicaHitPercent} %)");
+            // Lower than after a kill (measured 85 %): each read in flight when the primary froze waits out its operation
+            // timeout and is a made-up miss, so its key is invalidated (InvalidateKeysReadDuringOutage) and misses for
+            // the rest of the outage; with 50 keys and 6 readers that is about one key in eight.
+            expect.That(figures.FailedDuring.Percent >= FrozenReplicaHitPercent, $"reads hit {figures.FailedDuring} between the pause and the promotion, read from the replica (at least {FrozenReplicaHitPercent} %)");
             expect.UsedAgain(figures, shards: 1, Window, OperationTimeout);
-            expect.StoredDataUsedAgain(figures, Window, OperationTimeout);
+
+            // Not the data stored before the fault: the reads caught by the freeze timed out, so their keys had made-up
+            // misses and are deleted at recovery (InvalidateKeysReadDuringOutage), as after any outage.
             expect.Verify(cache.Ours!.DescribeLogs);
         }
         finally
