@@ -707,6 +707,33 @@ internal sealed class CacheGuard
         ReferenceEquals(window, _shards.Whole) ? reason : $"{reason} on shard {window.ServerAddress} (slots {window.Slots})";
 
     /// <summary>
+    /// The client lost its connection to a primary of a replicated deployment: that primary's window (its shard's in
+    /// a cluster) starts checking at once, so reads go to a replica without each waiting for a command to the dead
+    /// primary to time out first. A single server is left to the calls that fail: its one connection is reset then.
+    /// </summary>
+    internal void OnPrimaryConnectionFailed(IConnectionMultiplexer multiplexer, System.Net.EndPoint endPoint, Exception exception)
+    {
+        if (!_shards.IsReplicated)
+        {
+            return;
+        }
+
+        var address = ShardMap.Format(endPoint);
+        var window = _shards.IsCluster ? _shards.Shards.FirstOrDefault(s => s.ServerAddress == address) : _shards.Whole;
+        if (window is null || window.Controller.RecordFailure(exception, confirmed: false, fromProbe: false) != WindowController.Transition.Suspected)
+        {
+            return;
+        }
+
+        if (_logExceptions)
+        {
+            Log.FailureSuspected(_logger, exception, "connection", WithShard(window, Describe(exception)));
+        }
+
+        StartProbe(window);
+    }
+
+    /// <summary>
     /// The client saw the topology change (a failover completed, a server came back): the windows that are open are
     /// probed now rather than when they elapse, so the promoted replica is used as soon as it takes writes. A probe
     /// that finds it not ready yet leaves the window as it was.

@@ -43,6 +43,7 @@ internal sealed class ResilientRedisCacheServices : IDisposable
             Pending, Options.InvalidateKeysReadDuringOutage, shards, Options.InstanceName);
         Guard.Availability.Name = Name;
         Connection.TopologyChanged += Guard.OnTopologyChanged;
+        Connection.PrimaryConnectionFailed += Guard.OnPrimaryConnectionFailed;
     }
 
     /// <summary>Gets the cache's name: <c>"default"</c>, or the service key of a keyed registration.</summary>

@@ -67,6 +67,12 @@ internal sealed class RedisConnection : IGuardedConnection, IDisposable
     /// </summary>
     public event Action<IConnectionMultiplexer>? TopologyChanged;
 
+    /// <summary>
+    /// The client lost its connection to a primary (closed, reset, refused): raised at once, before any command to it
+    /// times out. Replicas' connections and subscriptions are not reported. Raised on the client's threads.
+    /// </summary>
+    public event Action<IConnectionMultiplexer, EndPoint, Exception>? PrimaryConnectionFailed;
+
     public bool IsOwned => _userFactory is null;
 
     public int Generation => Volatile.Read(ref _generation);
@@ -295,7 +301,32 @@ internal sealed class RedisConnection : IGuardedConnection, IDisposable
         multiplexer.ConfigurationChangedBroadcast += (_, _) => OnTopologyChanged(multiplexer);
         multiplexer.ConnectionRestored += (_, _) => OnTopologyChanged(multiplexer);
         multiplexer.HashSlotMoved += (_, _) => OnTopologyChanged(multiplexer);
+        multiplexer.ConnectionFailed += (_, e) => OnConnectionFailed(multiplexer, e);
         OnTopologyChanged(multiplexer);
+    }
+
+    private void OnConnectionFailed(IConnectionMultiplexer multiplexer, ConnectionFailedEventArgs failure)
+    {
+        if (failure.ConnectionType != ConnectionType.Interactive || failure.EndPoint is not { } endPoint
+            || !ReferenceEquals(Volatile.Read(ref _ready)?.Result, multiplexer))
+        {
+            return;
+        }
+
+        try
+        {
+            if (multiplexer.GetServer(endPoint).IsReplica)
+            {
+                return;
+            }
+        }
+        catch (Exception exception) when (exception is ArgumentException or ObjectDisposedException)
+        {
+            return;
+        }
+
+        PrimaryConnectionFailed?.Invoke(multiplexer, endPoint, failure.Exception
+            ?? new RedisConnectionException(failure.FailureType, CommandFlags.None, $"{failure.FailureType} on {endPoint}", null, CommandStatus.Unknown));
     }
 
     private void OnTopologyChanged(IConnectionMultiplexer multiplexer)

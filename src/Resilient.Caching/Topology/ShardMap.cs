@@ -169,7 +169,8 @@ internal sealed class ShardMap
         return name;
     }
 
-    private static string Format(EndPoint? endPoint) => endPoint switch
+    /// <summary>An endpoint as <c>host:port</c>, as the shards are named.</summary>
+    public static string Format(EndPoint? endPoint) => endPoint switch
     {
         DnsEndPoint dns => $"{dns.Host}:{dns.Port}",
         IPEndPoint ip => ip.ToString(),
