@@ -54,12 +54,26 @@ public sealed class ReplicaReadTests : IDisposable
     }
 
     [Fact]
+    public void ReplicaConnectionBeingMadeAgain_IsWaitedFor()
+    {
+        _h.OpenWindow();
+        UseReplicatedDeployment();
+        _database.SetupSequence(d => d.HashGet(It.IsAny<RedisKey>(), It.IsAny<RedisValue>(), It.IsAny<CommandFlags>()))
+            .Throws(ChaosCache.Reset())
+            .Returns(Value);
+
+        Assert.Equal(Value, _h.Cache.Get("k"));
+        _database.Verify(d => d.HashGet(It.IsAny<RedisKey>(), It.IsAny<RedisValue>(), It.IsAny<CommandFlags>()), Times.Exactly(2));
+        Assert.False(_h.Pending.Contains(Resilient.Caching.Recovery.InvalidationKind.CacheKey, "k"));
+    }
+
+    [Fact]
     public void ReplicaFailing_IsAMiss_AndReplicaReadsPauseBriefly()
     {
         _h.OpenWindow();
         UseReplicatedDeployment();
         _database.Setup(d => d.HashGet(It.IsAny<RedisKey>(), It.IsAny<RedisValue>(), It.IsAny<CommandFlags>()))
-            .Callback(() => _replicaReads++).Throws(ChaosCache.Reset());
+            .Callback(() => _replicaReads++).Throws(new RedisTimeoutException(CommandFlags.None, "replica frozen too", CommandStatus.Sent));
 
         Assert.Null(_h.Cache.Get("a"));
         Assert.Null(_h.Cache.Get("b"));
