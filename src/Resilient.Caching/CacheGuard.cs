@@ -66,7 +66,7 @@ internal sealed class CacheGuard
         string? instanceName = null)
     {
         _controller = controller;
-        _shards = shards ?? new ShardMap(instanceName, controller, _ => throw new InvalidOperationException("No cluster without a shard map."));
+        _shards = shards ?? new ShardMap(instanceName, controller, hook => new WindowController(controller.TimeProvider, controller.Window, operationTimeout, hook));
         _keyPrefix = instanceName ?? string.Empty;
         _connection = connection;
         _pending = pending;

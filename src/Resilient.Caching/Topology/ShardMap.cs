@@ -101,30 +101,34 @@ internal sealed class ShardMap
             return;
         }
 
-        var primaries = configuration.Nodes
+        Apply([.. configuration.Nodes
             .Where(static n => !n.IsReplica && n.Slots.Count > 0)
-            .Select(static n => (Node: n, First: n.Slots.Min(static r => r.From)))
-            .OrderBy(static n => n.First)
-            .ToList();
+            .Select(static n => new Primary(Format(n.EndPoint), [.. n.Slots], n.Children.Count > 0))]);
+    }
+
+    /// <summary>Takes a cluster's primaries as the shards (kept by first slot, so a failover keeps each shard's window).</summary>
+    internal void Apply(IReadOnlyList<Primary> primaries)
+    {
         if (primaries.Count == 0)
         {
             return;
         }
 
+        var ordered = primaries.Select(static p => (Primary: p, First: p.Slots.Min(static r => r.From))).OrderBy(static p => p.First).ToList();
         lock (_lock)
         {
             var old = _layout;
-            var shards = new Shard[primaries.Count];
+            var shards = new Shard[ordered.Count];
             var owner = new ushort[HashSlot.Count];
             Array.Fill(owner, NoShard);
-            for (var i = 0; i < primaries.Count; i++)
+            for (var i = 0; i < ordered.Count; i++)
             {
-                var (node, first) = primaries[i];
-                var shard = Array.Find(old.Shards, s => s.FirstSlot == first) ?? NewShard(first, node.Slots);
-                shard.ServerAddress = Format(node.EndPoint);
-                shard.Slots = string.Join(",", node.Slots.Select(static r => r.From == r.To ? $"{r.From}" : $"{r.From}-{r.To}"));
-                shard.HasReplica = node.Children.Count > 0;
-                foreach (var range in node.Slots)
+                var (primary, first) = ordered[i];
+                var shard = Array.Find(old.Shards, s => s.FirstSlot == first) ?? NewShard(first, primary.Slots);
+                shard.ServerAddress = primary.Address;
+                shard.Slots = string.Join(",", primary.Slots.Select(static r => r.From == r.To ? $"{r.From}" : $"{r.From}-{r.To}"));
+                shard.HasReplica = primary.HasReplica;
+                foreach (var range in primary.Slots)
                 {
                     owner.AsSpan(range.From, range.To - range.From + 1).Fill((ushort)i);
                 }
@@ -137,7 +141,7 @@ internal sealed class ShardMap
     }
 
     /// <summary>A shard's window, counted in <see cref="AnyShardOut"/> while it is not available.</summary>
-    private Shard NewShard(int first, IList<SlotRange> slots)
+    private Shard NewShard(int first, IReadOnlyList<SlotRange> slots)
     {
         var controller = _newController(available => Interlocked.Add(ref _shardsOut, available ? -1 : 1));
         return new Shard(first, controller, ProbeKeyIn(slots), string.Empty);
@@ -147,7 +151,7 @@ internal sealed class ShardMap
     /// A key under the cache's prefix in one of <paramref name="slots"/>: the prefix and the probe key's name, and a
     /// hash tag chosen to land there. With a hash tag in the prefix every key lands in one slot, the probe's too.
     /// </summary>
-    private RedisKey ProbeKeyIn(IList<SlotRange> slots)
+    private RedisKey ProbeKeyIn(IReadOnlyList<SlotRange> slots)
     {
         var name = _instanceName + ProbeKeySuffix;
         if (HashSlot.Of(Encoding.UTF8.GetBytes(name + "{0}")) == HashSlot.Of(Encoding.UTF8.GetBytes(name + "{1}")))
@@ -179,4 +183,7 @@ internal sealed class ShardMap
     };
 
     private sealed record Layout(Shard[] Shards, ushort[]? Owner);
+
+    /// <summary>A cluster primary as the client reports it: where it is, its slots, whether it has a replica.</summary>
+    internal sealed record Primary(string Address, IReadOnlyList<SlotRange> Slots, bool HasReplica);
 }

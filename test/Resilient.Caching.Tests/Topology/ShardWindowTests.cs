@@ -1,0 +1,129 @@
+using System.Text;
+using Resilient.Caching.Recovery;
+using Resilient.Caching.Topology;
+using StackExchange.Redis;
+
+namespace Resilient.Caching.Tests.Topology;
+
+/// <summary>
+/// The per-shard window on the decorator's own logic (three primaries as a cluster reports them): a failure of one
+/// shard's key keeps only that shard's keys off Redis, its probe writes a key of its own slots, a failover keeps the
+/// shard's window, and the path of a skipped call allocates nothing.
+/// </summary>
+public sealed class ShardWindowTests : IDisposable
+{
+    private readonly Harness _h = new();
+    private readonly ShardMap _map;
+
+    public ShardWindowTests()
+    {
+        _map = _h.Guard.Shards;
+        _map.Apply(
+        [
+            new("10.0.0.2:6379", [new SlotRange(5461, 10922)], HasReplica: false),
+            new("10.0.0.1:6379", [new SlotRange(0, 5460)], HasReplica: false),
+            new("10.0.0.3:6379", [new SlotRange(10923, 16383)], HasReplica: false),
+        ]);
+    }
+
+    [Fact]
+    public void Layout_ShardsByFirstSlot_EveryKeyToTheShardOfItsSlot()
+    {
+        Assert.True(_map.IsCluster);
+        Assert.Equal(["10.0.0.1:6379", "10.0.0.2:6379", "10.0.0.3:6379"], _map.Shards.Select(s => s.ServerAddress));
+        Assert.Equal("0-5460", _map.Shards[0].Slots);
+        foreach (var key in Enumerable.Range(0, 200).Select(i => $"key-{i}"))
+        {
+            var slot = HashSlot.Of(Encoding.UTF8.GetBytes(key));
+            var expected = slot <= 5460 ? 0 : slot <= 10922 ? 1 : 2;
+            Assert.Same(_map.Shards[expected], _map.ShardOf(InvalidationKind.CacheKey, key));
+        }
+
+        Assert.Null(_map.ShardOf(InvalidationKind.OutputCacheTag, "tag"));
+        foreach (var shard in _map.Shards)
+        {
+            var probeSlot = HashSlot.Of(Encoding.UTF8.GetBytes((string)shard.ProbeKey!));
+            Assert.Same(shard, _map.Shards.Single(s => s.FirstSlot <= probeSlot && probeSlot <= (s.FirstSlot == 0 ? 5460 : s.FirstSlot == 5461 ? 10922 : 16383)));
+        }
+    }
+
+    [Fact]
+    public void FailureOfOneShardsKey_KeepsOnlyThatShardOffRedis()
+    {
+        var (down, up) = KeysOnTwoShards();
+        _h.Inner.Fault = Fault.ThrowsSynchronously;
+        Assert.Null(_h.Cache.Get(down));
+        _h.Inner.Fault = Fault.None;
+        _h.Inner.Set(up, [7], new());
+        var callsBefore = _h.Inner.Calls;
+
+        Assert.Null(_h.Cache.Get(down));
+        Assert.Equal(callsBefore, _h.Inner.Calls);
+        Assert.Equal([7], _h.Cache.Get(up));
+
+        var shards = _h.Availability.Shards;
+        Assert.Single(shards, s => !s.IsAvailable);
+        Assert.False(_h.Availability.IsAvailable);
+        Assert.Equal(1, _h.Availability.Outages);
+        Assert.Equal(0, _h.Connection.Resets);
+    }
+
+    [Fact]
+    public async Task ShardProbe_ClosesOnlyItsWindow_AndTheShardKeepsItAcrossAFailover()
+    {
+        var (down, _) = KeysOnTwoShards();
+        _h.Inner.Fault = Fault.ThrowsSynchronously;
+        Assert.Null(_h.Cache.Get(down));
+        var shard = _map.ShardOf(InvalidationKind.CacheKey, down)!;
+
+        // A failover: another primary now serves the same slots.
+        _map.Apply(_map.Shards.Select(s => new ShardMap.Primary(ReferenceEquals(s, shard) ? "10.0.0.9:6379" : s.ServerAddress, [Range(s)], false)).ToList());
+        Assert.Same(shard, _map.ShardOf(InvalidationKind.CacheKey, down));
+        Assert.Equal("10.0.0.9:6379", _h.Availability.Shards.Single(s => !s.IsAvailable).ServerAddress);
+
+        _h.Inner.Fault = Fault.None;
+        _h.Time.Advance(TimeSpan.FromSeconds(30));
+        Assert.Null(_h.Cache.Get(down));
+        await Harness.UntilAsync(() => _h.Availability.IsAvailable);
+        Assert.Equal(1, _h.Connection.Probes);
+    }
+
+    [Fact]
+    public void SkippedCall_OfAShardOut_AllocatesNothing()
+    {
+        var (down, _) = KeysOnTwoShards();
+        _h.Inner.Fault = Fault.ThrowsSynchronously;
+        Assert.Null(_h.Cache.Get(down));
+        _h.Cache.Set(down, [1], new());
+        Assert.Null(_h.Cache.Get(down));
+
+        // The key's records exist now (their first write allocates); later calls only find them.
+        _h.Cache.Remove(down);
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 100; i++)
+        {
+            _ = _h.Cache.Get(down);
+            _h.Cache.Remove(down);
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    public void Dispose() => _h.Dispose();
+
+    private static SlotRange Range(Shard shard) => shard.FirstSlot switch
+    {
+        0 => new SlotRange(0, 5460),
+        5461 => new SlotRange(5461, 10922),
+        _ => new SlotRange(10923, 16383),
+    };
+
+    /// <summary>Two keys on different shards.</summary>
+    private (string Down, string Up) KeysOnTwoShards()
+    {
+        var down = "a";
+        var up = Enumerable.Range(0, 100).Select(i => $"b{i}").First(k => !ReferenceEquals(_map.ShardOf(InvalidationKind.CacheKey, k), _map.ShardOf(InvalidationKind.CacheKey, down)));
+        return (down, up);
+    }
+}
