@@ -681,10 +681,13 @@ internal sealed class CacheGuard
 
     /// <summary>
     /// Whether a failure is an outage at once, or a suspicion a probe must confirm first: a reset, a refusal or a
-    /// closed connection may be a blip (CLIENT KILL, a load balancer recycling a connection, a quick restart), and a
+    /// closed connection may be a blip (CLIENT KILL, a load balancer recycling a connection, a quick restart), a
+    /// READONLY reply is what a primary says in the instant it becomes a replica in a failover, and a
     /// timeout while the application's own thread pool is starved says nothing about the path to Redis.
     /// </summary>
-    private bool IsConfirmed(Exception exception, RedisFailureKind kind) => kind != RedisFailureKind.Transport || exception switch
+    private bool IsConfirmed(Exception exception, RedisFailureKind kind) => kind == RedisFailureKind.ServerUnavailable
+        ? !RedisErrorClassifier.IsReadOnlyReply(exception)
+        : kind != RedisFailureKind.Transport || exception switch
     {
         RedisConnectPendingException pending => pending.WaitedOut,
         TimeoutException => !IsStarvation(exception),

@@ -27,6 +27,8 @@ internal static class RedisErrorClassifier
 
     private static readonly string[] s_authenticationReplies = ["NOAUTH", "WRONGPASS"];
 
+    private static readonly string[] s_readOnlyReply = ["READONLY"];
+
     /// <param name="exception">What the call threw.</param>
     /// <param name="connectionWasReset">The connection the call used has been reset since it began: whatever it throws on the way out is the reset's doing.</param>
     public static RedisFailureKind Classify(Exception exception, bool connectionWasReset = false)
@@ -54,6 +56,15 @@ internal static class RedisErrorClassifier
                 return RedisFailureKind.None;
         }
     }
+
+    /// <summary>A READONLY reply: the server is a replica now (a failover in progress, or a demotion).</summary>
+    public static bool IsReadOnlyReply(Exception exception) => exception switch
+    {
+        RedisServerException server => server.Kind == RedisErrorKind.ReadOnly || StartsWithAny(server.Message, s_readOnlyReply)
+            || (server.Message.StartsWith("EXECABORT", StringComparison.Ordinal) && server.Message.Contains(": READONLY", StringComparison.Ordinal)),
+        AggregateException aggregate => aggregate.Flatten().InnerExceptions.Any(IsReadOnlyReply),
+        _ => false,
+    };
 
     private static RedisFailureKind ClassifyReply(RedisServerException server)
     {

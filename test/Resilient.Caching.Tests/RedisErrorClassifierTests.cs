@@ -66,4 +66,12 @@ public sealed class RedisErrorClassifierTests
 
         public void Write() => ObjectDisposedException.ThrowIf(_disposed, this);
     }
+
+    [Theory]
+    [InlineData("READONLY You can't write against a read only replica.", true)]
+    [InlineData("EXECABORT Transaction discarded because of: READONLY You can't write against a read only replica.", true)]
+    [InlineData("LOADING Redis is loading the dataset in memory", false)]
+    [InlineData("ERR READONLY in a message", false)]
+    public void ReadOnlyReply_IsKnown_AlsoInsideAnAbortedTransaction(string reply, bool readOnly) =>
+        Assert.Equal(readOnly, RedisErrorClassifier.IsReadOnlyReply(new RedisServerException(RedisErrorKind.Unknown, CommandFlags.None, reply)));
 }

@@ -80,15 +80,18 @@ public sealed class ClusterFailoverTests
     public async Task Planned_failover_opens_no_window_and_reads_keep_hitting()
     {
         await using var cluster = await RedisCluster.StartAsync(new RedisClusterOptions { RequireFullCoverage = false }, Lab.Ct);
+
+        // Writes all through the switch: a write the old primary refuses (READONLY) or redirects (MOVED) is a switch, not an outage.
+        var expect = new Expectations();
         var (figures, ours) = await MeasureAsync(
             cluster,
             "cluster, CLUSTER FAILOVER",
             Short,
             replica => RedisCluster.FailoverAsync(replica),
             waitForShards: 0,
-            hitAgainWithin: TimeSpan.Zero);
+            hitAgainWithin: TimeSpan.Zero,
+            checkWrites: expect);
 
-        var expect = new Expectations();
         expect.NoExceptionAndBoundedCalls(figures, OperationTimeout);
         expect.That(ours.LogCount(Log.IdWindowOpened) == 0, $"windows opened: {ours.LogCount(Log.IdWindowOpened)} (none expected)");
         var fromFault = HitRatio.Of(figures.FromFault);
@@ -170,7 +173,8 @@ public sealed class ClusterFailoverTests
         Action<ResilientRedisCacheOptions> setup,
         Func<ClusterNode, Task> inject,
         int waitForShards,
-        TimeSpan hitAgainWithin)
+        TimeSpan hitAgainWithin,
+        Expectations? checkWrites = null)
     {
         var primaries = await cluster.GetPrimariesAsync();
         var failing = primaries[0];
@@ -183,6 +187,7 @@ public sealed class ClusterFailoverTests
 
         using var cache = new TopologyCache(Provider.Resilient, cluster.ConnectionString, InstanceName, setup);
         var ours = cache.Ours!;
+        var writes = checkWrites is null ? null : new Writes(cache.Cache);
         var figures = await FailoverScenario.MeasureAsync(
             new FailoverRun($"Resilient ({title})") { WaitForShards = waitForShards, HitAgainWithin = hitAgainWithin, PromotionBound = PromotionBound },
             cache.Cache,
@@ -190,7 +195,13 @@ public sealed class ClusterFailoverTests
             keys,
             () => failing.Server.WaitForReplicasInSyncAsync(PromotionBound),
             () => inject(replica),
-            async faultAt => await cluster.WaitForPromotionAsync(replica, faultAt, PromotionBound) is var p ? (p.After, p.SettledAfter) : default);
+            async faultAt => await cluster.WaitForPromotionAsync(replica, faultAt, PromotionBound) is var p ? (p.After, p.SettledAfter) : default,
+            writes is null ? null : writes.RunAsync);
+        if (writes is not null)
+        {
+            writes.Check(checkWrites!, cache.Cache);
+        }
+
         return (figures, ours);
     }
 }

@@ -152,10 +152,13 @@ public sealed class SentinelFailoverTests
         using var cache = new TopologyCache(Provider.Resilient, sentinel.ConnectionString, InstanceName, Short);
         var ours = cache.Ours!;
 
-        var figures = await MeasureAsync(sentinel, primary, cache, "sentinel, SENTINEL FAILOVER", sentinel.FailoverAsync);
+        // Writes all through the switch: a write the old primary refuses (READONLY) is a switch, not an outage.
+        var writes = new Writes(cache.Cache);
+        var figures = await MeasureAsync(sentinel, primary, cache, "sentinel, SENTINEL FAILOVER", sentinel.FailoverAsync, writes.RunAsync);
 
         var expect = new Expectations();
         expect.NoExceptionAndBoundedCalls(figures, OperationTimeout);
+        writes.Check(expect, cache.Cache);
         expect.That(ours.LogCount(Log.IdWindowOpened) == 0, $"windows opened: {ours.LogCount(Log.IdWindowOpened)} (none expected)");
         var fromFault = HitRatio.Of(figures.FromFault);
         expect.That(fromFault.Percent >= HitPercent, $"reads hit {fromFault} from the failover on (at least {HitPercent} %)");
