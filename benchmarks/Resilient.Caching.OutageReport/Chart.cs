@@ -47,15 +47,17 @@ internal static class Chart
             {
                 var color = Palette.GetValueOrDefault(result.Id, Colors.Gray);
 
-                // Plotted at the middle of the second they describe; seconds without a value are left out.
-                var points = panel.Series(result)
-                    .Select(s => (X: s.Second + 0.5, Y: panel.Value(s)))
-                    .Where(p => p.Y is not null)
-                    .Select(p => (p.X, Y: panel.Scale == PanelScale.LatencyLog ? Math.Log10(Math.Max(p.Y!.Value, MinLatencyMs)) : p.Y!.Value))
-                    .ToArray();
-                var line = plot.Add.ScatterLine(points.Select(p => p.X).ToArray(), points.Select(p => p.Y).ToArray(), color);
-                line.LegendText = result.Name;
-                line.LineWidth = 2;
+                // Plotted at the middle of the second they describe. A second without a value (no call or no read
+                // completed in it) breaks the line rather than being bridged by it; lone seconds show as dots.
+                var legend = result.Name;
+                foreach (var segment in Segments(panel.Series(result), panel))
+                {
+                    var line = plot.Add.Scatter(segment.Select(p => p.X).ToArray(), segment.Select(p => p.Y).ToArray(), color);
+                    line.LineWidth = 2;
+                    line.MarkerSize = segment.Count == 1 ? 7 : 0;
+                    line.LegendText = legend;
+                    legend = string.Empty;
+                }
 
                 foreach (var mark in result.Marks)
                 {
@@ -93,6 +95,10 @@ internal static class Chart
             {
                 plot.ShowLegend(Alignment.LowerLeft);
             }
+            else
+            {
+                plot.HideLegend();
+            }
         }
 
         plots[0].Title(title, size: 15);
@@ -112,6 +118,30 @@ internal static class Chart
 
         multiplot.SharedAxes.ShareX([.. plots]);
         multiplot.SavePng(path, 1400, 120 + (360 * plots.Count));
+    }
+
+    private static List<List<(double X, double Y)>> Segments(SecondStats[] seconds, Panel panel)
+    {
+        List<List<(double X, double Y)>> segments = [];
+        List<(double X, double Y)>? current = null;
+        foreach (var second in seconds)
+        {
+            if (panel.Value(second) is not { } value)
+            {
+                current = null;
+                continue;
+            }
+
+            if (current is null)
+            {
+                current = [];
+                segments.Add(current);
+            }
+
+            current.Add((second.Second + 0.5, panel.Scale == PanelScale.LatencyLog ? Math.Log10(Math.Max(value, MinLatencyMs)) : value));
+        }
+
+        return segments;
     }
 
     private static void Shade(Plot plot, Timeline timeline, double labelY, bool labels)
