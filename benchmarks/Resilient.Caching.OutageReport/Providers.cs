@@ -75,8 +75,17 @@ internal static class Providers
                     o.ConnectTimeout = TimeSpan.FromMilliseconds(settings.TimeoutMs);
                     o.UnavailableWindow = TimeSpan.FromSeconds(settings.WindowSeconds);
                 });
+                var probeFailures = new System.Collections.Concurrent.ConcurrentQueue<string>();
+                ours.Availability.WindowOpened += (_, e) =>
+                {
+                    if (e.IsProbeFailure)
+                    {
+                        probeFailures.Enqueue(e.Reason.Length > 160 ? e.Reason[..160] + "…" : e.Reason);
+                    }
+                };
                 return new(new DistributedSessionCache(ours.Cache, ours), "Resilient.Caching", settings.OurSettings,
-                    () => $"the unavailable window opened {ours.Availability.Outages} time(s).");
+                    () => $"the unavailable window opened {ours.Availability.Outages} time(s); {probeFailures.Count} probe(s) failed and reopened it"
+                        + (probeFailures.IsEmpty ? "." : $" ({string.Join("; ", probeFailures.Distinct())})."));
             case "hybrid":
                 var hybridServices = new ServiceCollection();
                 hybridServices.AddLogging();
