@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using Microsoft.Extensions.Caching.Distributed;
 using Resilient.Caching.IntegrationTests.Infrastructure;
 
 namespace Resilient.Caching.OutageReport;
@@ -10,44 +9,68 @@ internal enum CallOutcome : byte
     Hit,
     Miss,
     Write,
-    Error,
+    ReadError,
+    WriteError,
 }
 
-/// <summary>One completed call: when it completed (seconds since the run started), how long it took, how it ended.</summary>
-internal readonly record struct Sample(float CompletedAt, float LatencyMs, CallOutcome Outcome);
+/// <summary>
+/// One completed call: when it completed (seconds since the run started), how long it took, how it ended, and the
+/// group of its key (in a cluster: 1 when the key lives on the shard whose primary is killed, else 0).
+/// </summary>
+internal readonly record struct Sample(float CompletedAt, float LatencyMs, CallOutcome Outcome, byte Group = 0)
+{
+    public bool IsRead => Outcome is CallOutcome.Hit or CallOutcome.Miss or CallOutcome.ReadError;
+
+    public bool IsError => Outcome is CallOutcome.ReadError or CallOutcome.WriteError;
+}
 
 /// <summary>Settings of the workload, the same for every provider.</summary>
 internal sealed record WorkloadSettings(int Callers, TimeSpan ThinkTime, int ValueBytes);
 
+/// <summary>The key one virtual user reads and writes, and its group (see <see cref="Sample.Group"/>).</summary>
+internal readonly record struct CallerKey(string Key, byte Group);
+
 /// <summary>
-/// Runs the session-like workload against one provider while the fault timeline is injected, and returns every
-/// call. Each of <see cref="WorkloadSettings.Callers"/> virtual users loops over "requests": GetAsync of its
-/// session, a think time (the page's own work), then SetAsync of the session (skipped when the read threw, as a
-/// request that failed would). The run stops by itself at the end of the timeline; calls still blocked then are
-/// given a bounded grace period and abandoned after it.
+/// Runs the session-like workload against one provider while the faults are injected, and returns every call and
+/// what the injection saw. Each virtual user (one per key) loops over "requests": a read of its session, a think
+/// time (the page's own work), then a write of the session (skipped when the read threw, as a request that failed
+/// would). The run stops by itself at the end of the timeline; calls still blocked then are given a bounded grace
+/// period and abandoned after it.
 /// </summary>
 internal static class LoadRun
 {
-    private static readonly DistributedCacheEntryOptions Session = new() { SlidingExpiration = TimeSpan.FromMinutes(20) };
     private static readonly TimeSpan Grace = TimeSpan.FromSeconds(20);
 
-    public static async Task<(List<Sample> Samples, int Abandoned)> RunAsync(
-        IDistributedCache cache, RedisServer redis, FaultProxy proxy, Timeline timeline, WorkloadSettings settings, Action<string> log)
+    /// <summary>A session value of <paramref name="bytes"/> bytes, the same for every provider.</summary>
+    public static byte[] SessionValue(int bytes)
     {
-        var value = new byte[settings.ValueBytes];
+        var value = new byte[bytes];
         new Random(7).NextBytes(value);
+        return value;
+    }
+
+    public static async Task<(List<Sample> Samples, int Abandoned, IReadOnlyList<Mark> Marks)> RunAsync(
+        ISessionCache cache, IReadOnlyList<CallerKey> keys, Timeline timeline, WorkloadSettings settings,
+        Func<Stopwatch, Task<IReadOnlyList<Mark>>> inject, Action<string> log)
+    {
+        var value = SessionValue(settings.ValueBytes);
         var clock = Stopwatch.StartNew();
         var end = TimeSpan.FromSeconds(timeline.TotalSeconds);
-        var perCaller = new List<Sample>[settings.Callers];
-        var callers = new Task[settings.Callers];
-        for (var i = 0; i < settings.Callers; i++)
+        var perCaller = new List<Sample>[keys.Count];
+        var callers = new Task[keys.Count];
+        for (var i = 0; i < keys.Count; i++)
         {
             var samples = perCaller[i] = new List<Sample>(capacity: 64 * 1024);
-            var key = $"session:{i}";
+            var key = keys[i];
             callers[i] = Task.Run(() => CallerAsync(cache, key, value, samples, clock, end, settings.ThinkTime));
         }
 
-        await InjectAsync(redis, proxy, timeline, clock, log);
+        var marks = await inject(clock);
+        var rest = end - clock.Elapsed;
+        if (rest > TimeSpan.Zero)
+        {
+            await Task.Delay(rest);
+        }
 
         var all = Task.WhenAll(callers);
         var abandoned = 0;
@@ -78,27 +101,28 @@ internal static class LoadRun
         }
 
         merged.Sort((a, b) => a.CompletedAt.CompareTo(b.CompletedAt));
-        return (merged, abandoned);
+        return (merged, abandoned, marks);
     }
 
     private static async Task CallerAsync(
-        IDistributedCache cache, string key, byte[] value, List<Sample> samples, Stopwatch clock, TimeSpan end, TimeSpan thinkTime)
+        ISessionCache cache, CallerKey caller, byte[] value, List<Sample> samples, Stopwatch clock, TimeSpan end, TimeSpan thinkTime)
     {
+        var (key, group) = caller;
         while (clock.Elapsed < end)
         {
             var started = clock.Elapsed;
             CallOutcome outcome;
             try
             {
-                outcome = await cache.GetAsync(key) is null ? CallOutcome.Miss : CallOutcome.Hit;
+                outcome = await cache.ReadAsync(key) ? CallOutcome.Hit : CallOutcome.Miss;
             }
             catch (Exception)
             {
-                outcome = CallOutcome.Error;
+                outcome = CallOutcome.ReadError;
             }
 
-            Record(samples, clock, started, outcome);
-            if (outcome == CallOutcome.Error)
+            Record(samples, clock, started, outcome, group);
+            if (outcome == CallOutcome.ReadError)
             {
                 continue;
             }
@@ -107,28 +131,29 @@ internal static class LoadRun
             started = clock.Elapsed;
             try
             {
-                await cache.SetAsync(key, value, Session);
+                await cache.WriteAsync(key, value);
                 outcome = CallOutcome.Write;
             }
             catch (Exception)
             {
-                outcome = CallOutcome.Error;
+                outcome = CallOutcome.WriteError;
             }
 
-            Record(samples, clock, started, outcome);
+            Record(samples, clock, started, outcome, group);
         }
     }
 
-    private static void Record(List<Sample> samples, Stopwatch clock, TimeSpan started, CallOutcome outcome)
+    private static void Record(List<Sample> samples, Stopwatch clock, TimeSpan started, CallOutcome outcome, byte group)
     {
         var now = clock.Elapsed;
         lock (samples)
         {
-            samples.Add(new Sample((float)now.TotalSeconds, (float)(now - started).TotalMilliseconds, outcome));
+            samples.Add(new Sample((float)now.TotalSeconds, (float)(now - started).TotalMilliseconds, outcome, group));
         }
     }
 
-    private static async Task InjectAsync(RedisServer redis, FaultProxy proxy, Timeline timeline, Stopwatch clock, Action<string> log)
+    /// <summary>The single-server faults, each at the start of its phase.</summary>
+    public static async Task<IReadOnlyList<Mark>> InjectSingleAsync(RedisServer redis, FaultProxy proxy, Timeline timeline, Stopwatch clock, Action<string> log)
     {
         foreach (var phase in timeline.Phases.Skip(1))
         {
@@ -157,10 +182,6 @@ internal static class LoadRun
             log($"    t={clock.Elapsed.TotalSeconds,5:0.0} s  {phase.Name}");
         }
 
-        var rest = TimeSpan.FromSeconds(timeline.TotalSeconds) - clock.Elapsed;
-        if (rest > TimeSpan.Zero)
-        {
-            await Task.Delay(rest);
-        }
+        return [];
     }
 }

@@ -23,13 +23,77 @@ internal static class MarkdownReport
         return text.ToString();
     }
 
-    public static string PerSecond(IReadOnlyList<ProviderResult> results, Timeline timeline)
+    /// <summary>Each provider's figures divided by the stock provider's, measured in the same run.</summary>
+    public static string VsStock(IReadOnlyList<ProviderResult> results, IReadOnlyList<(string Name, Func<ProviderResult, double> Figure)> figures)
+    {
+        if (results.FirstOrDefault(r => r.Id == "stock") is not { } stock)
+        {
+            return "(stock not in this run: no ratios)";
+        }
+
+        var text = new StringBuilder();
+        text.Append("| provider |");
+        foreach (var (name, _) in figures)
+        {
+            text.Append(CultureInfo.InvariantCulture, $" {name} |");
+        }
+
+        text.AppendLine();
+        text.Append("| --- |");
+        foreach (var _ in figures)
+        {
+            text.Append(" ---: |");
+        }
+
+        text.AppendLine();
+        foreach (var r in results)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"| {r.Name} |");
+            foreach (var (_, figure) in figures)
+            {
+                var reference = figure(stock);
+                var value = figure(r);
+                text.Append(reference > 0
+                    ? string.Create(CultureInfo.InvariantCulture, $" {value / reference:0.##}× ({value:0}) |")
+                    : string.Create(CultureInfo.InvariantCulture, $" – ({value:0}; stock 0) |"));
+            }
+
+            text.AppendLine();
+        }
+
+        return text.ToString();
+    }
+
+    public static string ClusterSummary(IReadOnlyList<ProviderResult> results, Timeline timeline)
+    {
+        var killed = timeline.Start(PhaseKind.PrimaryKilled);
+        var restarted = timeline.Start(PhaseKind.NodeRestarted);
+        var text = new StringBuilder();
+        text.AppendLine("| provider | healthy calls/s | promotion seen after the kill | calls/s while the shard had no primary | errors then | hit ratio then: keys on healthy shards / on the failed shard | p50 / max latency then | failed-shard reads hit again (≥ 90% of their healthy hit ratio) after the promotion | calls/s promotion → restart | failed-shard hit ratio promotion → restart | errors after the restart | calls/s after the restart | rejoin seen after the restart |");
+        text.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        foreach (var r in results)
+        {
+            var promoted = r.MarkAt(ClusterRun.Promoted) ?? restarted;
+            var rejoined = r.MarkAt(ClusterRun.Rejoined);
+            var down = r.CallsPerSecond(killed, promoted);
+            text.Append(CultureInfo.InvariantCulture,
+                $"| {r.Name} | {r.HealthyThroughput:0} | {promoted - killed:0.0} s | {down:0} ({Percent(down, r.HealthyThroughput)}) | {r.ErrorsBetween(killed, promoted)} ");
+            text.Append(CultureInfo.InvariantCulture,
+                $"| {Ratio(r.HitRatio(killed, promoted, 0))} / {Ratio(r.HitRatio(killed, promoted, 1))} | {Ms(r.LatencyPercentile(killed, promoted, 50))} / {Ms(r.LatencyPercentile(killed, promoted, 100))} ");
+            text.AppendLine(CultureInfo.InvariantCulture,
+                $"| {Seconds(r.CacheRecovery(promoted, timeline.TotalSeconds, 1))} | {r.CallsPerSecond(promoted, restarted):0} | {Ratio(r.HitRatio(promoted, restarted, 1))} | {r.ErrorsBetween(restarted, timeline.TotalSeconds)} | {r.CallsPerSecond(restarted, timeline.TotalSeconds):0} | {(rejoined is { } j ? string.Create(CultureInfo.InvariantCulture, $"{j - restarted:0.0} s") : "–")} |");
+        }
+
+        return text.ToString();
+    }
+
+    public static string ClusterPerSecond(IReadOnlyList<ProviderResult> results, Timeline timeline)
     {
         var text = new StringBuilder();
         text.Append("| s | phase |");
         foreach (var r in results)
         {
-            text.Append(CultureInfo.InvariantCulture, $" {Short(r.Name)} calls | errors | p50 | p99 | max |");
+            text.Append(CultureInfo.InvariantCulture, $" {Short(r.Name)} calls | errors | hit healthy shards | hit failed shard | p99 |");
         }
 
         text.AppendLine();
@@ -48,7 +112,43 @@ internal static class MarkdownReport
             foreach (var r in results)
             {
                 var s = r.Seconds[second];
-                text.Append(CultureInfo.InvariantCulture, $" {s.Calls} | {s.Errors} | {Ms(s.P50)} | {Ms(s.P99)} | {Ms(s.Max)} |");
+                var marks = string.Concat(r.Marks.Where(m => (int)m.Seconds == second).Select(m => $" ({m.Name})"));
+                text.Append(CultureInfo.InvariantCulture,
+                    $" {s.Calls}{marks} | {s.Errors} | {HitRatio(r.GroupSeconds[0][second])} | {HitRatio(r.GroupSeconds[1][second])} | {Ms(s.P99)} |");
+            }
+
+            text.AppendLine();
+        }
+
+        return text.ToString();
+    }
+
+    public static string PerSecond(IReadOnlyList<ProviderResult> results, Timeline timeline)
+    {
+        var text = new StringBuilder();
+        text.Append("| s | phase |");
+        foreach (var r in results)
+        {
+            text.Append(CultureInfo.InvariantCulture, $" {Short(r.Name)} calls | errors | hit | p50 | p99 | max |");
+        }
+
+        text.AppendLine();
+        text.Append("| ---: | --- |");
+        foreach (var _ in results)
+        {
+            text.Append(" ---: | ---: | ---: | ---: | ---: | ---: |");
+        }
+
+        text.AppendLine();
+        for (var second = 0; second < (int)timeline.TotalSeconds; second++)
+        {
+            var phase = timeline.PhaseAt(second);
+            var label = phase.StartSeconds == second ? $"**{phase.Name}**" : phase.Name;
+            text.Append(CultureInfo.InvariantCulture, $"| {second} | {label} |");
+            foreach (var r in results)
+            {
+                var s = r.Seconds[second];
+                text.Append(CultureInfo.InvariantCulture, $" {s.Calls} | {s.Errors} | {HitRatio(s)} | {Ms(s.P50)} | {Ms(s.P99)} | {Ms(s.Max)} |");
             }
 
             text.AppendLine();
@@ -70,7 +170,15 @@ internal static class MarkdownReport
         reference <= 0 ? "–" : string.Create(CultureInfo.InvariantCulture, $"{100 * value / reference:0}%");
 
     public static string Recovery(int? seconds, Timeline timeline) =>
-        seconds is { } s ? string.Create(CultureInfo.InvariantCulture, $"≤ {s} s") : string.Create(CultureInfo.InvariantCulture, $"not within {timeline.PhaseSeconds:0} s");
+        seconds is { } s ? string.Create(CultureInfo.InvariantCulture, $"≤ {s} s") : "not within the phase";
+
+    public static string Ratio(double ratio) =>
+        double.IsNaN(ratio) ? "–" : string.Create(CultureInfo.InvariantCulture, $"{100 * ratio:0}%");
+
+    private static string HitRatio(SecondStats s) => s.Reads == 0 ? "–" : Ratio(s.HitRatio);
+
+    private static string Seconds(double? seconds) =>
+        seconds is { } s ? string.Create(CultureInfo.InvariantCulture, $"≤ {s:0.0} s") : "not before the end";
 
     private static string Short(string name) => name.Split(' ')[0];
 }

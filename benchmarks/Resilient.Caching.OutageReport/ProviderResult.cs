@@ -1,44 +1,34 @@
 namespace Resilient.Caching.OutageReport;
 
-/// <summary>One second of one provider's run: calls completed in it, errors, and the latency of those calls.</summary>
-internal sealed record SecondStats(int Second, int Calls, int Errors, int Gets, int Hits, double P50, double P99, double Max)
+/// <summary>
+/// One second of one provider's run: calls completed in it, errors, reads (a read that threw counts as a read that
+/// did not hit), hits, and the latency of those calls.
+/// </summary>
+internal sealed record SecondStats(int Second, int Calls, int Errors, int Reads, int Hits, double P50, double P99, double Max)
 {
-    public double HitRatio => Gets == 0 ? 0 : (double)Hits / Gets;
+    public double HitRatio => Reads == 0 ? 0 : (double)Hits / Reads;
 }
 
 /// <summary>Everything measured for one provider, and the figures derived from it.</summary>
 internal sealed class ProviderResult
 {
-    public ProviderResult(string name, string settings, List<Sample> samples, int abandoned, Timeline timeline, string? notes = null)
+    public ProviderResult(string id, string name, string settings, List<Sample> samples, int abandoned, Timeline timeline, IReadOnlyList<Mark> marks, string? notes = null)
     {
+        Id = id;
         Name = name;
         Settings = settings;
         Samples = samples;
         Abandoned = abandoned;
         Timeline = timeline;
+        Marks = marks;
         Notes = notes;
-        var seconds = (int)timeline.TotalSeconds;
-        var buckets = new List<Sample>[seconds];
-        for (var i = 0; i < seconds; i++)
-        {
-            buckets[i] = [];
-        }
-
-        foreach (var sample in samples)
-        {
-            var second = (int)sample.CompletedAt;
-            if (second < seconds)
-            {
-                buckets[second].Add(sample);
-            }
-            else
-            {
-                LateCalls++;
-            }
-        }
-
-        Seconds = [.. buckets.Select((b, i) => Aggregate(i, b))];
+        LateCalls = samples.Count(s => s.CompletedAt >= (int)timeline.TotalSeconds);
+        Seconds = PerSecond(samples, timeline);
+        GroupSeconds = [PerSecond([.. samples.Where(s => s.Group == 0)], timeline), PerSecond([.. samples.Where(s => s.Group == 1)], timeline)];
     }
+
+    /// <summary>The provider as <c>--providers</c> names it.</summary>
+    public string Id { get; }
 
     public string Name { get; }
 
@@ -57,6 +47,37 @@ internal sealed class ProviderResult
 
     public SecondStats[] Seconds { get; }
 
+    /// <summary>Per second, the calls on the keys of each group (see <see cref="Sample.Group"/>).</summary>
+    public SecondStats[][] GroupSeconds { get; }
+
+    /// <summary>What the fault injection saw during this provider's run (promotion, rejoin).</summary>
+    public IReadOnlyList<Mark> Marks { get; }
+
+    public double? MarkAt(string name) => Marks.FirstOrDefault(m => m.Name == name)?.Seconds;
+
+    /// <summary>Hit ratio of the reads on the keys of <paramref name="group"/> that completed in [start, end).</summary>
+    public double HitRatio(double start, double end, int group)
+    {
+        var reads = Samples.Where(s => s.Group == group && s.IsRead && s.CompletedAt >= start && s.CompletedAt < end).ToList();
+        return reads.Count == 0 ? double.NaN : (double)reads.Count(s => s.Outcome == CallOutcome.Hit) / reads.Count;
+    }
+
+    /// <summary>Mean calls per second over [start, end) (may be fractional seconds).</summary>
+    public double CallsPerSecond(double start, double end) =>
+        end <= start ? double.NaN : Samples.Count(s => s.CompletedAt >= start && s.CompletedAt < end) / (end - start);
+
+    /// <summary>Errors thrown to callers in [start, end).</summary>
+    public int ErrorsBetween(double start, double end) =>
+        Samples.Count(s => s.IsError && s.CompletedAt >= start && s.CompletedAt < end);
+
+    /// <summary>Latency percentile (ms) of the calls that completed in [start, end).</summary>
+    public double LatencyPercentile(double start, double end, double percentile)
+    {
+        var latencies = Samples.Where(s => s.CompletedAt >= start && s.CompletedAt < end).Select(s => (double)s.LatencyMs).ToList();
+        latencies.Sort();
+        return Percentile(latencies, percentile);
+    }
+
     /// <summary>Mean calls per second in the healthy phase, leaving out the first 2 s (JIT, thread pool growth).</summary>
     public double HealthyThroughput => MeanCalls(2, Timeline.End(PhaseKind.Healthy));
 
@@ -65,7 +86,7 @@ internal sealed class ProviderResult
         get
         {
             var range = Range(2, Timeline.End(PhaseKind.Healthy));
-            var gets = range.Sum(s => s.Gets);
+            var gets = range.Sum(s => s.Reads);
             return gets == 0 ? 0 : (double)range.Sum(s => s.Hits) / gets;
         }
     }
@@ -77,14 +98,8 @@ internal sealed class ProviderResult
     public int TotalErrors => Seconds.Sum(s => s.Errors);
 
     /// <summary>Latency percentile (ms) of every call that completed during a phase.</summary>
-    public double LatencyPercentile(PhaseKind phase, double percentile)
-    {
-        var start = Timeline.Start(phase);
-        var end = Timeline.End(phase);
-        var latencies = Samples.Where(s => s.CompletedAt >= start && s.CompletedAt < end).Select(s => (double)s.LatencyMs).ToList();
-        latencies.Sort();
-        return Percentile(latencies, percentile);
-    }
+    public double LatencyPercentile(PhaseKind phase, double percentile) =>
+        LatencyPercentile(Timeline.Start(phase), Timeline.End(phase), percentile);
 
     /// <summary>
     /// Seconds from the event that starts <paramref name="phase"/> to the end of the first whole second whose
@@ -95,7 +110,27 @@ internal sealed class ProviderResult
 
     /// <summary>As <see cref="ThroughputRecovery"/>, for the hit ratio of reads (Redis is really in use again).</summary>
     public int? CacheRecovery(PhaseKind phase) =>
-        FirstSecond(phase, s => s.Gets > 0 && s.HitRatio >= 0.9 * HealthyHitRatio);
+        FirstSecond(phase, s => s.Reads > 0 && s.HitRatio >= 0.9 * HealthyHitRatio);
+
+    /// <summary>
+    /// Seconds from <paramref name="from"/> (an event, may be fractional) to the end of the first whole second, not
+    /// before the one it falls in, whose reads on the keys of <paramref name="group"/> hit at ≥ 90% of their healthy
+    /// hit ratio; null if none before <paramref name="until"/>.
+    /// </summary>
+    public double? CacheRecovery(double from, double until, int group)
+    {
+        var healthy = HitRatio(2, Timeline.End(PhaseKind.Healthy), group);
+        var seconds = GroupSeconds[group];
+        for (var second = (int)from; second < Math.Min(until, seconds.Length); second++)
+        {
+            if (seconds[second].Reads > 0 && seconds[second].HitRatio >= 0.9 * healthy)
+            {
+                return second + 1 - from;
+            }
+        }
+
+        return null;
+    }
 
     private int? FirstSecond(PhaseKind phase, Func<SecondStats, bool> recovered)
     {
@@ -121,6 +156,23 @@ internal sealed class ProviderResult
     private List<SecondStats> Range(double start, double end) =>
         [.. Seconds.Where(s => s.Second >= start && s.Second < end)];
 
+    private static SecondStats[] PerSecond(List<Sample> samples, Timeline timeline)
+    {
+        var seconds = (int)timeline.TotalSeconds;
+        var buckets = new List<Sample>[seconds];
+        for (var i = 0; i < seconds; i++)
+        {
+            buckets[i] = [];
+        }
+
+        foreach (var sample in samples.Where(s => s.CompletedAt < seconds))
+        {
+            buckets[(int)sample.CompletedAt].Add(sample);
+        }
+
+        return [.. buckets.Select((b, i) => Aggregate(i, b))];
+    }
+
     private static SecondStats Aggregate(int second, List<Sample> samples)
     {
         var latencies = samples.Select(s => (double)s.LatencyMs).ToList();
@@ -128,8 +180,8 @@ internal sealed class ProviderResult
         return new SecondStats(
             second,
             samples.Count,
-            samples.Count(s => s.Outcome == CallOutcome.Error),
-            samples.Count(s => s.Outcome is CallOutcome.Hit or CallOutcome.Miss),
+            samples.Count(s => s.IsError),
+            samples.Count(s => s.IsRead),
             samples.Count(s => s.Outcome == CallOutcome.Hit),
             Percentile(latencies, 50),
             Percentile(latencies, 99),

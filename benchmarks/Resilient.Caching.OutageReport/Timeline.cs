@@ -1,19 +1,42 @@
 namespace Resilient.Caching.OutageReport;
 
-/// <summary>The fault timeline every provider goes through, identical for all three.</summary>
-internal sealed record Timeline(double PhaseSeconds)
+/// <summary>The fault timeline every provider goes through, identical for all of them.</summary>
+internal sealed class Timeline
 {
-    /// <summary>Healthy, killed, restarted, blackholed, healed (the last phase twice as long, to see recovery).</summary>
-    public IReadOnlyList<Phase> Phases { get; } =
+    private Timeline(double phaseSeconds, double totalSeconds, IReadOnlyList<Phase> phases)
+    {
+        PhaseSeconds = phaseSeconds;
+        TotalSeconds = totalSeconds;
+        Phases = phases;
+    }
+
+    public double PhaseSeconds { get; }
+
+    public double TotalSeconds { get; }
+
+    public IReadOnlyList<Phase> Phases { get; }
+
+    /// <summary>One server behind the fault proxy: healthy, killed, restarted, blackholed, healed (the last phase twice as long, to see recovery).</summary>
+    public static Timeline Single(double phaseSeconds) => new(phaseSeconds, 6 * phaseSeconds,
     [
         new(PhaseKind.Healthy, 0, "healthy"),
-        new(PhaseKind.Killed, PhaseSeconds, "Redis killed"),
-        new(PhaseKind.Restarted, 2 * PhaseSeconds, "Redis restarted"),
-        new(PhaseKind.Blackholed, 3 * PhaseSeconds, "path blackholed"),
-        new(PhaseKind.Healed, 4 * PhaseSeconds, "healed"),
-    ];
+        new(PhaseKind.Killed, phaseSeconds, "Redis killed"),
+        new(PhaseKind.Restarted, 2 * phaseSeconds, "Redis restarted"),
+        new(PhaseKind.Blackholed, 3 * phaseSeconds, "path blackholed"),
+        new(PhaseKind.Healed, 4 * phaseSeconds, "healed"),
+    ]);
 
-    public double TotalSeconds => 6 * PhaseSeconds;
+    /// <summary>
+    /// A 3-primary cluster: healthy, one primary SIGKILLed (its replica takes over within the phase), the killed
+    /// node started again (it rejoins as a replica), steady.
+    /// </summary>
+    public static Timeline Cluster(double phaseSeconds) => new(phaseSeconds, 4 * phaseSeconds,
+    [
+        new(PhaseKind.Healthy, 0, "healthy"),
+        new(PhaseKind.PrimaryKilled, phaseSeconds, "primary killed"),
+        new(PhaseKind.NodeRestarted, 2 * phaseSeconds, "killed node restarted"),
+        new(PhaseKind.Steady, 3 * phaseSeconds, "steady"),
+    ]);
 
     public Phase PhaseAt(double second) => Phases.Last(p => p.StartSeconds <= second);
 
@@ -33,6 +56,12 @@ internal enum PhaseKind
     Restarted,
     Blackholed,
     Healed,
+    PrimaryKilled,
+    NodeRestarted,
+    Steady,
 }
 
 internal sealed record Phase(PhaseKind Kind, double StartSeconds, string Name);
+
+/// <summary>Something seen during one provider's run, at seconds since its start (a promotion, a rejoin).</summary>
+internal sealed record Mark(double Seconds, string Name);
