@@ -1,5 +1,3 @@
-using StackExchange.Redis;
-
 namespace Resilient.Caching.Topology;
 
 /// <summary>
@@ -11,12 +9,15 @@ internal sealed class Shard
 {
     private string _serverAddress;
     private long _replicaReadsOffUntil;
+    private bool _retired;
 
-    public Shard(int firstSlot, WindowController controller, RedisKey probeKey, string serverAddress)
+    private string _probeKey;
+
+    public Shard(int firstSlot, WindowController controller, string probeKey, string serverAddress)
     {
         FirstSlot = firstSlot;
         Controller = controller;
-        ProbeKey = probeKey;
+        _probeKey = probeKey;
         _serverAddress = serverAddress;
         Slots = string.Empty;
     }
@@ -25,8 +26,12 @@ internal sealed class Shard
 
     public WindowController Controller { get; }
 
-    /// <summary>A key of the cache's own in one of this shard's slots, for the probe's short-lived write.</summary>
-    public RedisKey ProbeKey { get; }
+    /// <summary>Gets or sets a key of the cache's own in one of this shard's slots, for the probe's short-lived write.</summary>
+    public string ProbeKey
+    {
+        get => Volatile.Read(ref _probeKey);
+        set => Volatile.Write(ref _probeKey, value);
+    }
 
     /// <summary>The primary serving the shard, as <c>host:port</c> (the promoted replica after a failover).</summary>
     public string ServerAddress
@@ -40,6 +45,13 @@ internal sealed class Shard
 
     /// <summary>Whether the shard has a replica that may serve reads while its primary is out.</summary>
     public bool HasReplica { get; set; }
+
+    /// <summary>Gets or sets a value indicating whether the shard left the layout (its slots now belong to other primaries).</summary>
+    public bool Retired
+    {
+        get => Volatile.Read(ref _retired);
+        set => Volatile.Write(ref _retired, value);
+    }
 
     /// <summary>Replica reads failed: none until this timestamp (the controller's clock).</summary>
     public long ReplicaReadsOffUntil

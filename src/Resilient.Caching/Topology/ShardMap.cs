@@ -126,7 +126,14 @@ internal sealed class ShardMap
                 var (primary, first) = ordered[i];
                 var shard = Array.Find(old.Shards, s => s.FirstSlot == first) ?? NewShard(first, primary.Slots);
                 shard.ServerAddress = primary.Address;
-                shard.Slots = string.Join(",", primary.Slots.Select(static r => r.From == r.To ? $"{r.From}" : $"{r.From}-{r.To}"));
+                var slots = string.Join(",", primary.Slots.Select(static r => r.From == r.To ? $"{r.From}" : $"{r.From}-{r.To}"));
+                if (shard.Slots.Length != 0 && shard.Slots != slots)
+                {
+                    // Resharded: the probe's key must lie in the slots the shard serves now.
+                    shard.ProbeKey = ProbeKeyIn(primary.Slots);
+                }
+
+                shard.Slots = slots;
                 shard.HasReplica = primary.HasReplica;
                 foreach (var range in primary.Slots)
                 {
@@ -136,6 +143,17 @@ internal sealed class ShardMap
                 shards[i] = shard;
             }
 
+            foreach (var retired in old.Shards.Except(shards))
+            {
+                // Its slots moved to other primaries (a resharding): it can no longer be probed, so it no longer counts
+                // as out. Its records are applied by the shards that now serve its keys.
+                retired.Retired = true;
+                if (!retired.Controller.IsAvailable)
+                {
+                    Interlocked.Decrement(ref _shardsOut);
+                }
+            }
+
             Volatile.Write(ref _layout, new Layout(shards, owner));
         }
     }
@@ -143,15 +161,23 @@ internal sealed class ShardMap
     /// <summary>A shard's window, counted in <see cref="AnyShardOut"/> while it is not available.</summary>
     private Shard NewShard(int first, IReadOnlyList<SlotRange> slots)
     {
-        var controller = _newController(available => Interlocked.Add(ref _shardsOut, available ? -1 : 1));
-        return new Shard(first, controller, ProbeKeyIn(slots), string.Empty);
+        Shard? shard = null;
+        var controller = _newController(available =>
+        {
+            if (shard is { Retired: false })
+            {
+                Interlocked.Add(ref _shardsOut, available ? -1 : 1);
+            }
+        });
+        shard = new Shard(first, controller, ProbeKeyIn(slots), string.Empty);
+        return shard;
     }
 
     /// <summary>
     /// A key under the cache's prefix in one of <paramref name="slots"/>: the prefix and the probe key's name, and a
     /// hash tag chosen to land there. With a hash tag in the prefix every key lands in one slot, the probe's too.
     /// </summary>
-    private RedisKey ProbeKeyIn(IReadOnlyList<SlotRange> slots)
+    private string ProbeKeyIn(IReadOnlyList<SlotRange> slots)
     {
         var name = _instanceName + ProbeKeySuffix;
         if (HashSlot.Of(Encoding.UTF8.GetBytes(name + "{0}")) == HashSlot.Of(Encoding.UTF8.GetBytes(name + "{1}")))

@@ -42,7 +42,7 @@ public sealed class ShardWindowTests : IDisposable
         Assert.Null(_map.ShardOf(InvalidationKind.OutputCacheTag, "tag"));
         foreach (var shard in _map.Shards)
         {
-            var probeSlot = HashSlot.Of(Encoding.UTF8.GetBytes((string)shard.ProbeKey!));
+            var probeSlot = HashSlot.Of(Encoding.UTF8.GetBytes(shard.ProbeKey));
             Assert.Same(shard, _map.Shards.Single(s => s.FirstSlot <= probeSlot && probeSlot <= (s.FirstSlot == 0 ? 5460 : s.FirstSlot == 5461 ? 10922 : 16383)));
         }
     }
@@ -86,6 +86,28 @@ public sealed class ShardWindowTests : IDisposable
         Assert.Null(_h.Cache.Get(down));
         await Harness.UntilAsync(() => _h.Availability.IsAvailable);
         Assert.Equal(1, _h.Connection.Probes);
+    }
+
+    [Fact]
+    public void ShardOutWhoseSlotsMoveAway_NoLongerCountsAsOut()
+    {
+        var (down, _) = KeysOnTwoShards();
+        _h.Inner.Fault = Fault.ThrowsSynchronously;
+        Assert.Null(_h.Cache.Get(down));
+        var shard = _map.ShardOf(InvalidationKind.CacheKey, down)!;
+        Assert.True(_map.AnyShardOut);
+
+        // A resharding: the other two primaries take its slots.
+        var others = _map.Shards.Where(s => !ReferenceEquals(s, shard)).ToList();
+        _map.Apply(
+        [
+            new(others[0].ServerAddress, [new SlotRange(0, 8191)], false),
+            new(others[1].ServerAddress, [new SlotRange(8192, 16383)], false),
+        ]);
+
+        Assert.False(_map.AnyShardOut);
+        Assert.True(_h.Availability.IsAvailable);
+        Assert.DoesNotContain(shard, _map.Shards);
     }
 
     [Fact]
