@@ -100,9 +100,11 @@ internal static class RedisErrorClassifier
         foreach (var frame in new System.Diagnostics.StackTrace(exception, fNeedFileInfo: false).GetFrames())
         {
             var type = frame.GetMethod()?.DeclaringType;
-            if (type is null || type == typeof(ObjectDisposedException) || type.FullName == "System.ThrowHelper")
+            if (type is null || type == typeof(ObjectDisposedException) || type.FullName == "System.ThrowHelper" || IsAwaitPlumbing(type))
             {
-                // The throw helpers: the code that called them decides.
+                // The throw helpers, and the rethrow of an await: the code that called them decides. A task the client
+                // faulted without throwing (a connection it tore down failing the commands on it) has only these
+                // frames and then the awaiting method's.
                 continue;
             }
 
@@ -117,6 +119,10 @@ internal static class RedisErrorClassifier
 
         return false;
     }
+
+    private static bool IsAwaitPlumbing(Type type) =>
+        type.Assembly == typeof(object).Assembly
+        && type.Namespace is "System.Runtime.CompilerServices" or "System.Runtime.ExceptionServices" or "System.Threading.Tasks" or "System.Threading.Tasks.Sources";
 
     /// <summary>Swallowable only when every inner exception is; the first inner one decides the kind.</summary>
     private static RedisFailureKind ClassifyAggregate(AggregateException aggregate, bool connectionWasReset)

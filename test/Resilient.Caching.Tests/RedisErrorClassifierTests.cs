@@ -59,6 +59,19 @@ public sealed class RedisErrorClassifierTests
         Assert.Equal(RedisFailureKind.Transport, RedisErrorClassifier.Classify(new AggregateException(exception), connectionWasReset: true));
     }
 
+    [Fact]
+    public async Task Disposed_FaultingATaskTheCacheAwaits_IsTransport()
+    {
+        // The client tearing down a connection fails the commands on it with an exception it never throws: only the
+        // await that observes it has frames, and that await is the cache's.
+        using var h = new Harness();
+        h.Inner.Error = static () => new ObjectDisposedException("Connection is being disposed");
+        h.Inner.Fault = Fault.ReturnsFaultedTask;
+
+        Assert.Null(await h.Cache.GetAsync("k", TestContext.Current.CancellationToken));
+        Assert.False(h.Availability.IsAvailable);
+    }
+
     // Named after the Redis client's type on purpose: the name must not decide.
     private sealed class ConnectionMultiplexer
     {
