@@ -87,20 +87,36 @@ internal static class MarkdownReport
         return text.ToString();
     }
 
-    public static string ClusterPerSecond(IReadOnlyList<ProviderResult> results, Timeline timeline)
+    public static string ClusterPerSecond(IReadOnlyList<ProviderResult> results, Timeline timeline) =>
+        PerSecondTable(results, timeline, ["calls", "errors", "hit healthy shards", "hit failed shard", "p99"], static (r, second) =>
+        {
+            var s = r.Seconds[second];
+            var marks = string.Concat(r.Marks.Where(m => (int)m.Seconds == second).Select(m => $" ({m.Name})"));
+            return [$"{s.Calls}{marks}", $"{s.Errors}", HitRatio(r.GroupSeconds[0][second]), HitRatio(r.GroupSeconds[1][second]), Ms(s.P99)];
+        });
+
+    public static string PerSecond(IReadOnlyList<ProviderResult> results, Timeline timeline) =>
+        PerSecondTable(results, timeline, ["calls", "errors", "hit", "p50", "p99", "max"], static (r, second) =>
+        {
+            var s = r.Seconds[second];
+            return [$"{s.Calls}", $"{s.Errors}", HitRatio(s), Ms(s.P50), Ms(s.P99), Ms(s.Max)];
+        });
+
+    /// <summary>One row per second of the timeline, with the phase, and the given columns for every provider.</summary>
+    private static string PerSecondTable(IReadOnlyList<ProviderResult> results, Timeline timeline, string[] columns, Func<ProviderResult, int, string[]> cells)
     {
         var text = new StringBuilder();
         text.Append("| s | phase |");
         foreach (var r in results)
         {
-            text.Append(CultureInfo.InvariantCulture, $" {Short(r.Name)} calls | errors | hit healthy shards | hit failed shard | p99 |");
+            text.Append(CultureInfo.InvariantCulture, $" {Short(r.Name)} {string.Join(" | ", columns)} |");
         }
 
         text.AppendLine();
         text.Append("| ---: | --- |");
         foreach (var _ in results)
         {
-            text.Append(" ---: | ---: | ---: | ---: | ---: |");
+            text.Append(string.Concat(Enumerable.Repeat(" ---: |", columns.Length)));
         }
 
         text.AppendLine();
@@ -111,44 +127,7 @@ internal static class MarkdownReport
             text.Append(CultureInfo.InvariantCulture, $"| {second} | {label} |");
             foreach (var r in results)
             {
-                var s = r.Seconds[second];
-                var marks = string.Concat(r.Marks.Where(m => (int)m.Seconds == second).Select(m => $" ({m.Name})"));
-                text.Append(CultureInfo.InvariantCulture,
-                    $" {s.Calls}{marks} | {s.Errors} | {HitRatio(r.GroupSeconds[0][second])} | {HitRatio(r.GroupSeconds[1][second])} | {Ms(s.P99)} |");
-            }
-
-            text.AppendLine();
-        }
-
-        return text.ToString();
-    }
-
-    public static string PerSecond(IReadOnlyList<ProviderResult> results, Timeline timeline)
-    {
-        var text = new StringBuilder();
-        text.Append("| s | phase |");
-        foreach (var r in results)
-        {
-            text.Append(CultureInfo.InvariantCulture, $" {Short(r.Name)} calls | errors | hit | p50 | p99 | max |");
-        }
-
-        text.AppendLine();
-        text.Append("| ---: | --- |");
-        foreach (var _ in results)
-        {
-            text.Append(" ---: | ---: | ---: | ---: | ---: | ---: |");
-        }
-
-        text.AppendLine();
-        for (var second = 0; second < (int)timeline.TotalSeconds; second++)
-        {
-            var phase = timeline.PhaseAt(second);
-            var label = phase.StartSeconds == second ? $"**{phase.Name}**" : phase.Name;
-            text.Append(CultureInfo.InvariantCulture, $"| {second} | {label} |");
-            foreach (var r in results)
-            {
-                var s = r.Seconds[second];
-                text.Append(CultureInfo.InvariantCulture, $" {s.Calls} | {s.Errors} | {HitRatio(s)} | {Ms(s.P50)} | {Ms(s.P99)} | {Ms(s.Max)} |");
+                text.Append(' ').Append(string.Join(" | ", cells(r, second))).Append(" |");
             }
 
             text.AppendLine();
