@@ -26,12 +26,10 @@ internal sealed class CacheGuard
     // timeout on top of the wait.
     private static readonly TimeSpan s_connectGrace = TimeSpan.FromMilliseconds(50);
 
-    // After a replica read failed, reads skip Redis this long before a replica is tried again: no exception per read
-    // while no replica answers, and replica reads resume soon after a hiccup.
-    private static readonly TimeSpan s_replicaPause = TimeSpan.FromMilliseconds(250);
-
-    // How often a replica read looks again for a replica connection being made again.
+    // How often, and how long at most, a replica read looks again for a replica connection being made again (the
+    // client reconnects within a heartbeat or two); a replica still not there after that is out for the window.
     private static readonly TimeSpan s_replicaRetry = TimeSpan.FromMilliseconds(20);
+    private static readonly TimeSpan s_replicaReconnect = TimeSpan.FromMilliseconds(250);
 
     // The stock cache keeps an entry's bytes in this field of its hash.
     private static readonly RedisValue s_dataField = "data";
@@ -334,7 +332,7 @@ internal sealed class CacheGuard
             }
             catch (Exception exception) when (RedisErrorClassifier.Classify(exception) != RedisFailureKind.None)
             {
-                if (!MayRetryOnReplica(exception, reading))
+                if (!MayRetryOnReplica(exception, reading, window))
                 {
                     ReplicaReadFailed(window, exception);
                     data = null;
@@ -366,7 +364,7 @@ internal sealed class CacheGuard
             }
             catch (Exception exception) when (RedisErrorClassifier.Classify(exception) != RedisFailureKind.None)
             {
-                if (!MayRetryOnReplica(exception, reading))
+                if (!MayRetryOnReplica(exception, reading, window))
                 {
                     ReplicaReadFailed(window, exception);
                     return null;
@@ -382,12 +380,14 @@ internal sealed class CacheGuard
 
     /// <summary>
     /// A replica's connection that was just closed (Sentinel closes the clients of the replica it promotes) or is
-    /// being made again is back within milliseconds: a read waits for it, polling, within the operation timeout,
-    /// rather than answer with a made-up miss that would cost the key its value after the outage.
+    /// being made again is back within milliseconds: a read waits for it, polling, a little (never past the operation
+    /// timeout), rather than answer with a made-up miss that would cost the key its value after the outage. Not once
+    /// another read found the replica out.
     /// </summary>
-    private bool MayRetryOnReplica(Exception exception, long reading) =>
+    private bool MayRetryOnReplica(Exception exception, long reading, Shard window) =>
         exception is RedisConnectionException && RedisErrorClassifier.Classify(exception) == RedisFailureKind.Transport
-        && _network.GetElapsedTime(reading) + s_replicaRetry < _operationTimeout;
+        && _network.GetElapsedTime(reading) + s_replicaRetry < (s_replicaReconnect < _operationTimeout ? s_replicaReconnect : _operationTimeout)
+        && window.Controller.TimeProvider.GetTimestamp() >= window.ReplicaReadsOffUntil;
 
     private void ReadFromReplica(CacheOperation operation, in Target target, byte[]? data, long started)
     {
@@ -399,7 +399,9 @@ internal sealed class CacheGuard
     private void ReplicaReadFailed(Shard window, Exception exception)
     {
         var controller = window.Controller;
-        window.ReplicaReadsOffUntil = controller.TimeProvider.GetTimestamp() + (long)(s_replicaPause.TotalSeconds * controller.TimeProvider.TimestampFrequency);
+        // Out for the rest of the window (a second at least): reads skip Redis at once meanwhile, as without replicas.
+        var pause = Math.Max(controller.RetryAfter.TotalSeconds, 1);
+        window.ReplicaReadsOffUntil = controller.TimeProvider.GetTimestamp() + (long)(pause * controller.TimeProvider.TimestampFrequency);
         if (_logExceptions)
         {
             Log.ErrorWhileUnavailable(_logger, exception, "replica read", Describe(exception));

@@ -68,7 +68,7 @@ public sealed class ReplicaReadTests : IDisposable
     }
 
     [Fact]
-    public void ReplicaFailing_IsAMiss_AndReplicaReadsPauseBriefly()
+    public void ReplicaFailing_IsAMiss_AndReplicaReadsPauseForTheWindow()
     {
         _h.OpenWindow();
         UseReplicatedDeployment();
@@ -82,9 +82,28 @@ public sealed class ReplicaReadTests : IDisposable
         // A made-up miss: remembered like any read that skipped Redis.
         Assert.True(_h.Pending.Contains(Resilient.Caching.Recovery.InvalidationKind.CacheKey, "a"));
 
-        _h.Time.Advance(TimeSpan.FromMilliseconds(300));
+        _h.Time.Advance(TimeSpan.FromSeconds(20));
         Assert.Null(_h.Cache.Get("c"));
-        Assert.Equal(2, _replicaReads);
+        Assert.Equal(1, _replicaReads);
+    }
+
+    [Fact]
+    public void ReplicaNotReconnecting_IsGivenUpOnQuickly_AndThenSkippedAtOnce()
+    {
+        _h.OpenWindow();
+        UseReplicatedDeployment();
+        _database.Setup(d => d.HashGet(It.IsAny<RedisKey>(), It.IsAny<RedisValue>(), It.IsAny<CommandFlags>()))
+            .Callback(() => _replicaReads++).Throws(ChaosCache.Reset());
+
+        var first = System.Diagnostics.Stopwatch.StartNew();
+        Assert.Null(_h.Cache.Get("a"));
+        Assert.InRange(first.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(2));
+        var tries = _replicaReads;
+        Assert.True(tries > 1, "a replica connection being made again is waited for a little");
+
+        // Out for the window: the next read does not try (nor wait for) the replica.
+        Assert.Null(_h.Cache.Get("b"));
+        Assert.Equal(tries, _replicaReads);
     }
 
     [Fact]
