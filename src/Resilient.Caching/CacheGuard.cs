@@ -316,7 +316,7 @@ internal sealed class CacheGuard
 
     /// <summary>
     /// The entry's bytes from a replica (the stock cache's hash field), for a synchronous caller; false when that
-    /// failed too (replica reads then pause briefly). The sliding expiration is not renewed: a replica takes no writes.
+    /// failed too (the replica is then out for the window). The sliding expiration is not renewed: a replica takes no writes.
     /// </summary>
     private bool TryReadFromReplica(CacheOperation operation, in Target target, Shard window, out byte[]? data)
     {

@@ -6,7 +6,7 @@ namespace Resilient.Caching.Tests.Topology;
 
 /// <summary>
 /// Reads while Redis's primary is out, with a replica in the deployment: served by the replica through the stock
-/// cache's hash field, never for a key whose write is pending, paused briefly when the replica fails too.
+/// cache's hash field, never for a key whose write is pending, out for the window when the replica fails too.
 /// </summary>
 public sealed class ReplicaReadTests : IDisposable
 {
