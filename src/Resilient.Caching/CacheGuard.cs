@@ -103,7 +103,7 @@ internal sealed class CacheGuard
         var entry = Enter(operation, target, out var window);
         if (entry == Entry.Replica)
         {
-            return fromReplica is not null && TryReadFromReplica(operation, target, window, out var data) ? fromReplica(state, data) : SkipFor(operation, target, window, fallback);
+            return FromReplica(operation, target, window, state, fromReplica, fallback);
         }
 
         if (entry == Entry.Fallback || (entry == Entry.NeedsConnection && WaitForConnection(operation, target) == TimeSpan.Zero))
@@ -122,7 +122,7 @@ internal sealed class CacheGuard
         {
             if (fromReplica is not null && RetriesOnReplica(attempt, exception) is { } replica)
             {
-                return TryReadFromReplica(operation, target, replica, out var data) ? fromReplica(state, data) : SkipFor(operation, target, replica, fallback);
+                return FromReplica(operation, target, replica, state, fromReplica, fallback);
             }
 
             return fallback;
@@ -147,8 +147,7 @@ internal sealed class CacheGuard
         var entry = Enter(operation, target, out var window);
         if (entry == Entry.Replica)
         {
-            var data = fromReplica is null ? null : await ReadFromReplicaAsync(operation, target, window, cancellationToken).ConfigureAwait(false);
-            return data is { } read ? fromReplica!(state, read.Data) : SkipFor(operation, target, window, fallback);
+            return await FromReplicaAsync(operation, target, window, state, fromReplica, fallback, cancellationToken).ConfigureAwait(false);
         }
 
         var deadline = Timeout.InfiniteTimeSpan;
@@ -185,8 +184,7 @@ internal sealed class CacheGuard
         {
             if (fromReplica is not null && RetriesOnReplica(attempt, exception) is { } replica)
             {
-                var data = await ReadFromReplicaAsync(operation, target, replica, cancellationToken).ConfigureAwait(false);
-                return data is { } read ? fromReplica(state, read.Data) : SkipFor(operation, target, replica, fallback);
+                return await FromReplicaAsync(operation, target, replica, state, fromReplica, fallback, cancellationToken).ConfigureAwait(false);
             }
 
             return fallback;
@@ -294,8 +292,28 @@ internal sealed class CacheGuard
         return _ignoreExceptions ? Entry.Fallback : throw CreateUnavailableException(window);
     }
 
-    private TResult SkipFor<TResult>(CacheOperation operation, in Target target, Shard window, TResult fallback)
+    /// <summary>The caller's result from a replica's answer, or the fallback (a skip, remembered) when there is none.</summary>
+    private TResult FromReplica<TState, TResult>(
+        CacheOperation operation, in Target target, Shard window, TState state, ReplicaResult<TState, TResult>? fromReplica, TResult fallback)
     {
+        if (fromReplica is not null && TryReadFromReplica(operation, target, window, out var data))
+        {
+            return fromReplica(state, data);
+        }
+
+        Skip(operation, target, window);
+        return fallback;
+    }
+
+    /// <summary>The asynchronous <see cref="FromReplica"/>.</summary>
+    private async ValueTask<TResult> FromReplicaAsync<TState, TResult>(
+        CacheOperation operation, Target target, Shard window, TState state, ReplicaResult<TState, TResult>? fromReplica, TResult fallback, CancellationToken cancellationToken)
+    {
+        if (fromReplica is not null && await ReadFromReplicaAsync(operation, target, window, cancellationToken).ConfigureAwait(false) is { } read)
+        {
+            return fromReplica(state, read.Data);
+        }
+
         Skip(operation, target, window);
         return fallback;
     }
@@ -332,9 +350,8 @@ internal sealed class CacheGuard
             }
             catch (Exception exception) when (RedisErrorClassifier.Classify(exception) != RedisFailureKind.None)
             {
-                if (!MayRetryOnReplica(exception, reading, window))
+                if (!KeepsTryingReplica(exception, reading, window))
                 {
-                    ReplicaReadFailed(window, exception);
                     data = null;
                     return false;
                 }
@@ -364,9 +381,8 @@ internal sealed class CacheGuard
             }
             catch (Exception exception) when (RedisErrorClassifier.Classify(exception) != RedisFailureKind.None)
             {
-                if (!MayRetryOnReplica(exception, reading, window))
+                if (!KeepsTryingReplica(exception, reading, window))
                 {
-                    ReplicaReadFailed(window, exception);
                     return null;
                 }
             }
@@ -382,12 +398,20 @@ internal sealed class CacheGuard
     /// A replica's connection that was just closed (Sentinel closes the clients of the replica it promotes) or is
     /// being made again is back within milliseconds: a read waits for it, polling, a little (never past the operation
     /// timeout), rather than answer with a made-up miss that would cost the key its value after the outage. Not once
-    /// another read found the replica out.
+    /// another read found the replica out. Giving up counts the replica out for the window.
     /// </summary>
-    private bool MayRetryOnReplica(Exception exception, long reading, Shard window) =>
-        exception is RedisConnectionException && RedisErrorClassifier.Classify(exception) == RedisFailureKind.Transport
-        && _network.GetElapsedTime(reading) + s_replicaRetry < (s_replicaReconnect < _operationTimeout ? s_replicaReconnect : _operationTimeout)
-        && window.Controller.TimeProvider.GetTimestamp() >= window.ReplicaReadsOffUntil;
+    private bool KeepsTryingReplica(Exception exception, long reading, Shard window)
+    {
+        if (exception is RedisConnectionException && RedisErrorClassifier.Classify(exception) == RedisFailureKind.Transport
+            && _network.GetElapsedTime(reading) + s_replicaRetry < (s_replicaReconnect < _operationTimeout ? s_replicaReconnect : _operationTimeout)
+            && window.Controller.TimeProvider.GetTimestamp() >= window.ReplicaReadsOffUntil)
+        {
+            return true;
+        }
+
+        ReplicaReadFailed(window, exception);
+        return false;
+    }
 
     private void ReadFromReplica(CacheOperation operation, in Target target, byte[]? data, long started)
     {
@@ -639,12 +663,29 @@ internal sealed class CacheGuard
     private Shard RecordFailure(in Attempt attempt, Exception exception, RedisFailureKind kind)
     {
         var window = WindowOf(attempt.Target, exception);
-        var transition = window.Controller.RecordFailure(exception, IsConfirmed(exception, kind), fromProbe: false);
 
         // Only a failure of the current connection says anything about it: one of a connection already reset does not
         // reset the fresh one (a probe may be using it). With more than one server the client fails over by itself,
         // and the connections to the servers that are fine stay.
         var mayReset = attempt.Generation == _connection.Generation && kind == RedisFailureKind.Transport && CanReset(window);
+        RecordFailure(window, attempt.Operation.Name(), attempt.Operation, exception, kind, IsConfirmed(exception, kind), mayReset);
+        return window;
+    }
+
+    /// <summary>
+    /// Tells a window's controller about a failure, and does what the transition asks: reset the connection (when
+    /// allowed), log once, start the probe of a suspicion. The one body for a failed call and for a lost connection.
+    /// </summary>
+    /// <param name="window">The window the failure belongs to.</param>
+    /// <param name="what">What failed, for the log.</param>
+    /// <param name="operation">The operation, for the metrics and the event when the window opens.</param>
+    /// <param name="exception">What went wrong.</param>
+    /// <param name="kind">Its classification.</param>
+    /// <param name="confirmed">An outage at once, rather than a suspicion to check.</param>
+    /// <param name="mayReset">Whether the connection may be reset.</param>
+    private void RecordFailure(Shard window, string what, CacheOperation operation, Exception exception, RedisFailureKind kind, bool confirmed, bool mayReset)
+    {
+        var transition = window.Controller.RecordFailure(exception, confirmed, fromProbe: false);
         switch (transition)
         {
             case WindowController.Transition.Opened:
@@ -654,7 +695,7 @@ internal sealed class CacheGuard
                     _connection.Reset();
                 }
 
-                LogOpened(window, attempt.Operation, exception, kind, transition);
+                LogOpened(window, operation, exception, kind, transition);
                 break;
             case WindowController.Transition.Suspected:
                 if (mayReset && !IsStarvation(exception))
@@ -664,7 +705,7 @@ internal sealed class CacheGuard
 
                 if (_logExceptions)
                 {
-                    Log.FailureSuspected(_logger, exception, attempt.Operation.Name(), WithShard(window, Describe(exception)));
+                    Log.FailureSuspected(_logger, exception, what, WithShard(window, Describe(exception)));
                 }
 
                 StartProbe(window);
@@ -672,13 +713,11 @@ internal sealed class CacheGuard
             default:
                 if (_logExceptions)
                 {
-                    Log.ErrorWhileUnavailable(_logger, exception, attempt.Operation.Name(), Describe(exception));
+                    Log.ErrorWhileUnavailable(_logger, exception, what, Describe(exception));
                 }
 
                 break;
         }
-
-        return window;
     }
 
     /// <summary>
@@ -724,18 +763,10 @@ internal sealed class CacheGuard
         }
 
         var address = ShardMap.Format(endPoint);
-        var window = _shards.IsCluster ? _shards.Shards.FirstOrDefault(s => s.ServerAddress == address) : _shards.Whole;
-        if (window is null || window.Controller.RecordFailure(exception, confirmed: false, fromProbe: false) != WindowController.Transition.Suspected)
+        if ((_shards.IsCluster ? _shards.Shards.FirstOrDefault(s => s.ServerAddress == address) : _shards.Whole) is { } window)
         {
-            return;
+            RecordFailure(window, "connection", CacheOperation.Ping, exception, RedisFailureKind.Transport, confirmed: false, mayReset: false);
         }
-
-        if (_logExceptions)
-        {
-            Log.FailureSuspected(_logger, exception, "connection", WithShard(window, Describe(exception)));
-        }
-
-        StartProbe(window);
     }
 
     /// <summary>
