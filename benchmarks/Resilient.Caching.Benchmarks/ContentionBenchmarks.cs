@@ -2,6 +2,7 @@ using System.Diagnostics;
 using BenchmarkDotNet.Attributes;
 using Microsoft.Extensions.Caching.Distributed;
 using Resilient.Caching.Benchmarks.Shared;
+using Resilient.Caching.Outages;
 
 namespace Resilient.Caching.Benchmarks;
 

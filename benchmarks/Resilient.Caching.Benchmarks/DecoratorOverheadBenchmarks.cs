@@ -6,6 +6,9 @@ using Microsoft.Extensions.Caching.Distributed;
 using Microsoft.Extensions.Logging.Abstractions;
 using Resilient.Caching.Connection;
 using Resilient.Caching.Diagnostics;
+using Resilient.Caching.Outages;
+using Resilient.Caching.Guard;
+using Resilient.Caching.Storage;
 
 namespace Resilient.Caching.Benchmarks;
 
@@ -120,18 +123,15 @@ public class DecoratorOverheadBenchmarks
 
     private static (ResilientDistributedCache Cache, ResilientCacheMetrics Metrics) Create(IBufferDistributedCache inner)
     {
-        var controller = new WindowController(TimeProvider.System, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(5));
-        var metrics = new ResilientCacheMetrics(meterFactory: null, controller);
         var connection = new FixedConnection();
-        var pending = new Recovery.PendingInvalidations(100_000, instanceName: null, purgeOnOverflow: false, TimeSpan.FromMinutes(5), TimeProvider.System);
-        var guard = new CacheGuard(controller, connection, metrics, NullLogger.Instance, ignoreExceptions: true, logIgnoredExceptions: true, TimeSpan.FromSeconds(5), pending);
-        return (new ResilientDistributedCache(guard, connection, () => inner, disposeInner: false), metrics);
+        var core = new CacheCore(CacheAvailability.DefaultName, new ResilientRedisCacheOptions(), new StoredKeys(null), connection, TimeProvider.System, NullLogger.Instance);
+        return (new ResilientDistributedCache(core.Guard, connection, () => inner, disposeInner: false), core.Metrics);
     }
 
     private static Meter MeterOf(ResilientCacheMetrics metrics) =>
         (Meter)typeof(ResilientCacheMetrics).GetField("_meter", System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic)!.GetValue(metrics)!;
 
-    private sealed class FixedConnection : IGuardedConnection
+    private sealed class FixedConnection : IRedisConnection
     {
         public int Generation => 0;
 

@@ -3,6 +3,7 @@ using BenchmarkDotNet.Attributes;
 using Microsoft.Extensions.Caching.Distributed;
 using Resilient.Caching.Benchmarks.Shared;
 using Resilient.Caching.Recovery;
+using Resilient.Caching.Storage;
 
 namespace Resilient.Caching.Benchmarks;
 
@@ -32,7 +33,7 @@ public class RecordingBenchmarks
     {
         _newKeys = RecordMemory.SessionKeys(NewKeys);
         _pending = Create(NewKeys);
-        _pending.Record(InvalidationKind.CacheKey, _key);
+        _pending.Record(KeyKind.CacheKey, _key);
         _pending.Misses.Mark(_key);
         _nothingMarked = Create(NewKeys);
         _ours = CacheProviders.CreateResilient(ClosedPort.Configuration, o => o.UnavailableWindow = TimeSpan.FromDays(1));
@@ -55,7 +56,7 @@ public class RecordingBenchmarks
     public void SkippedSet() => _cache.Set(_key, _value, Entry);
 
     [Benchmark]
-    public int RecordExistingKey() => (int)_pending.Record(InvalidationKind.CacheKey, _key);
+    public int RecordExistingKey() => (int)_pending.Record(KeyKind.CacheKey, _key);
 
     /// <summary>100,000 distinct keys into an empty store (growth included): per record, time and bytes.</summary>
     [Benchmark(OperationsPerInvoke = NewKeys)]
@@ -64,7 +65,7 @@ public class RecordingBenchmarks
         var pending = Create(NewKeys);
         foreach (var key in _newKeys)
         {
-            pending.Record(InvalidationKind.CacheKey, key);
+            pending.Record(KeyKind.CacheKey, key);
         }
 
         return pending.Count;
@@ -85,7 +86,7 @@ public class RecordingBenchmarks
     public void Clear_NothingMarked() => _nothingMarked.Misses.Clear(_unmarked);
 
     private static PendingInvalidations Create(int capacity) =>
-        new(capacity, "app:", purgeOnOverflow: false, TimeSpan.FromMinutes(5), TimeProvider.System);
+        new(capacity, new StoredKeys("app:"), purgeOnOverflow: false, TimeSpan.FromMinutes(5), TimeProvider.System);
 }
 
 /// <summary>
@@ -100,7 +101,7 @@ internal static class RecordMemory
     public static string Measure(int count = 100_000)
     {
         var keys = SessionKeys(count);
-        var pending = Measure(keys, (p, key) => p.Record(InvalidationKind.CacheKey, key), out var recordBytes, out var recordAllocated);
+        var pending = Measure(keys, (p, key) => p.Record(KeyKind.CacheKey, key), out var recordBytes, out var recordAllocated);
         var misses = Measure(keys, (p, key) => p.Misses.Mark(key), out var markerBytes, out var markerAllocated);
         GC.KeepAlive(pending);
         GC.KeepAlive(misses);
@@ -119,7 +120,7 @@ internal static class RecordMemory
     {
         var before = GC.GetTotalMemory(forceFullCollection: true);
         var allocatedBefore = GC.GetAllocatedBytesForCurrentThread();
-        var pending = new PendingInvalidations(keys.Length, "app:", purgeOnOverflow: false, TimeSpan.FromMinutes(5), TimeProvider.System);
+        var pending = new PendingInvalidations(keys.Length, new StoredKeys("app:"), purgeOnOverflow: false, TimeSpan.FromMinutes(5), TimeProvider.System);
         foreach (var key in keys)
         {
             add(pending, key);

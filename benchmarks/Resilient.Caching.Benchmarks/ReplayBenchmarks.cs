@@ -6,6 +6,7 @@ using Microsoft.Extensions.Caching.StackExchangeRedis;
 using Microsoft.Extensions.Options;
 using Resilient.Caching.IntegrationTests.Infrastructure;
 using Resilient.Caching.Recovery;
+using Resilient.Caching.Storage;
 using StackExchange.Redis;
 
 namespace Resilient.Caching.Benchmarks;
@@ -53,10 +54,10 @@ public class ReplayBenchmarks
             Task.WhenAll(chunk.Select(k => _stock.SetAsync(k, _value, Entry))).GetAwaiter().GetResult();
         }
 
-        _pending = new PendingInvalidations(Records, InstanceName, purgeOnOverflow: false, TimeSpan.FromMinutes(5), TimeProvider.System);
+        _pending = new PendingInvalidations(Records, new StoredKeys(InstanceName), purgeOnOverflow: false, TimeSpan.FromMinutes(5), TimeProvider.System);
         foreach (var key in _keys)
         {
-            _pending.Record(InvalidationKind.CacheKey, key);
+            _pending.Record(KeyKind.CacheKey, key);
         }
 
         Check(Records);

@@ -3,6 +3,7 @@ using BenchmarkDotNet.Attributes;
 using Microsoft.Extensions.Caching.Distributed;
 using Resilient.Caching.Benchmarks.Shared;
 using StackExchange.Redis;
+using Resilient.Caching.Outages;
 
 namespace Resilient.Caching.Benchmarks;
 
@@ -88,7 +89,7 @@ internal static class ClosedPort
     public const string Configuration = "127.0.0.1:1";
 
     /// <summary>The window controller behind a provider.</summary>
-    public static WindowController ControllerOf(ResilientProvider cache) => ((ResilientDistributedCache)cache.Cache).Controller;
+    public static WindowController ControllerOf(ResilientProvider cache) => ((ResilientDistributedCache)cache.Cache).Availability.Deployment;
 
     public static void OpenWindow(ResilientProvider cache)
     {

@@ -37,11 +37,10 @@ public sealed partial class CacheAvailability
     }
 
     /// <summary>Gets the name of the cache: the service key of a keyed registration, <c>"default"</c> for the unkeyed one.</summary>
-    public string Name { get; internal set; } = DefaultName;
+    public string Name { get; }
 
     internal void RaiseOpened(ILogger logger, CacheOperation operation, Exception exception, bool authentication, bool probeFailure, string? serverAddress)
     {
-        ResilientCacheActivitySource.WindowOpened(Name, operation, exception, probeFailure);
         if (_opened is not { } handlers)
         {
             return;
@@ -64,7 +63,6 @@ public sealed partial class CacheAvailability
 
     internal void RaiseClosed(ILogger logger, TimeSpan outage, long skipped, string? serverAddress)
     {
-        ResilientCacheActivitySource.WindowClosed(Name, outage, skipped);
         if (_closed is not { } handlers)
         {
             return;

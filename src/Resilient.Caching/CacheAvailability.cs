@@ -1,3 +1,5 @@
+using Resilient.Caching.Outages;
+
 namespace Resilient.Caching;
 
 /// <summary>
@@ -20,19 +22,16 @@ public sealed partial class CacheAvailability
     private readonly Recovery.PendingInvalidations _pending;
     private ShownError? _lastErrorShown;
 
-    internal CacheAvailability(Topology.ShardMap shards, Recovery.PendingInvalidations pending)
+    internal CacheAvailability(string name, Topology.ShardMap shards, Recovery.PendingInvalidations pending)
     {
+        Name = name;
         _shards = shards;
-        _controller = shards.Whole.Controller;
+        _controller = shards.Deployment.Controller;
         _pending = pending;
     }
 
-    /// <summary>Raised after an outage begins (<see langword="false"/>) or ends (<see langword="true"/>); for tests and dashboards.</summary>
-    internal event Action<bool>? Changed
-    {
-        add => _controller.Changed += value;
-        remove => _controller.Changed -= value;
-    }
+    /// <summary>Raised after an outage of the whole deployment begins (<see langword="false"/>) or ends (<see langword="true"/>); blips raise nothing. For tests and dashboards.</summary>
+    internal event Action<bool>? Changed;
 
     /// <summary>Gets the length of the unavailable window.</summary>
     public TimeSpan Window => _controller.Window;
@@ -109,6 +108,12 @@ public sealed partial class CacheAvailability
     public DateTimeOffset? LastErrorAt => Windows().Max(static c => c.LastErrorAt);
 
     internal TimeProvider TimeProvider => _controller.TimeProvider;
+
+    /// <summary>Gets the window of the whole deployment (for tests and benchmarks that open it).</summary>
+    internal WindowController Deployment => _controller;
+
+    /// <summary>Raises <see cref="Changed"/>; by the outage notifications only.</summary>
+    internal void RaiseChanged(bool available) => Changed?.Invoke(available);
 
     private IEnumerable<WindowController> Windows() => _shards.IsCluster ? [_controller, .. _shards.Shards.Select(static s => s.Controller)] : [_controller];
 

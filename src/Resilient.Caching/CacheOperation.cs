@@ -11,6 +11,15 @@ internal enum CacheOperation
 
     /// <summary>The health check's PING: outcome <c>hit</c> when Redis answered.</summary>
     Ping,
+
+    /// <summary>The probe's short-lived write that decides whether a window closes.</summary>
+    Probe,
+
+    /// <summary>The client lost its connection to a primary (no call failed: the client said so).</summary>
+    ConnectionLost,
+
+    /// <summary>Applying, after the window closed, what calls that failed during the probe's replay left pending.</summary>
+    CatchUpReplay,
 }
 
 /// <summary>The names of the operations in log lines (metrics use their own lower-case names).</summary>
@@ -22,8 +31,11 @@ internal static class CacheOperationNames
         CacheOperation.Set => "Set",
         CacheOperation.Refresh => "Refresh",
         CacheOperation.Remove => "Remove",
-        CacheOperation.Ping => "Ping",
-        _ => "EvictByTag",
+        CacheOperation.EvictByTag => "EvictByTag",
+        CacheOperation.ConnectionLost => "connection",
+
+        // The probe and the catch-up replay have always been reported as the PING they stand in for.
+        _ => "Ping",
     };
 }
 

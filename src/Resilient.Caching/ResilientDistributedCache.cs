@@ -1,7 +1,8 @@
 using System.Buffers;
 using Microsoft.Extensions.Caching.Distributed;
 using Resilient.Caching.Connection;
-using Resilient.Caching.Recovery;
+using Resilient.Caching.Guard;
+using Resilient.Caching.Storage;
 
 namespace Resilient.Caching;
 
@@ -17,24 +18,88 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
     private static readonly Func<bool, CacheOutcome> s_writeOutcome = static _ => CacheOutcome.Write;
     private static readonly Task<byte[]?> s_noValue = Task.FromResult<byte[]?>(null);
 
-    // What a read served by a replica returns: the bytes, or (for the buffer reads) whether they were found, copied.
-    private static readonly CacheGuard.ReplicaResult<(ResilientDistributedCache cache, string key), byte[]?> s_replicaValue = static (_, data) => data;
-    private static readonly CacheGuard.ReplicaResult<(ResilientDistributedCache cache, string key, IBufferWriter<byte> destination), bool> s_replicaCopy = static (s, data) =>
+    private static readonly CacheCall<(ResilientDistributedCache Cache, string Key), byte[]?> s_get = new()
     {
-        if (data is null)
-        {
-            return false;
-        }
+        Operation = CacheOperation.Get,
+        Invoke = static s => s.Cache.Inner.Get(s.Key),
+        InvokeAsync = static (s, ct) => new ValueTask<byte[]?>(s.Cache.Inner.GetAsync(s.Key, ct)),
+        Outcome = s_valueOutcome,
+        FromReplica = static (_, data) => data,
+    };
 
-        s.destination.Write(data);
-        return true;
+    private static readonly CacheCall<(ResilientDistributedCache Cache, string Key, IBufferWriter<byte> Destination), bool> s_tryGet = new()
+    {
+        Operation = CacheOperation.Get,
+        Invoke = static s => s.Cache.Inner.TryGet(s.Key, s.Destination),
+        InvokeAsync = static (s, ct) => s.Cache.Inner.TryGetAsync(s.Key, s.Destination, ct),
+        Outcome = s_foundOutcome,
+        HoldsCallerMemory = true,
+        FromReplica = static (s, data) =>
+        {
+            if (data is null)
+            {
+                return false;
+            }
+
+            s.Destination.Write(data);
+            return true;
+        },
+    };
+
+    private static readonly CacheCall<(ResilientDistributedCache Cache, string Key, byte[] Value, DistributedCacheEntryOptions Options), bool> s_set = new()
+    {
+        Operation = CacheOperation.Set,
+        Invoke = static s =>
+        {
+            s.Cache.Inner.Set(s.Key, s.Value, s.Options);
+            return true;
+        },
+        InvokeAsync = static (s, ct) => CacheCall.Written(s.Cache.Inner.SetAsync(s.Key, s.Value, s.Options, ct)),
+        Outcome = s_writeOutcome,
+    };
+
+    private static readonly CacheCall<(ResilientDistributedCache Cache, string Key, ReadOnlySequence<byte> Value, DistributedCacheEntryOptions Options), bool> s_setSequence = new()
+    {
+        Operation = CacheOperation.Set,
+        Invoke = static s =>
+        {
+            s.Cache.Inner.Set(s.Key, s.Value, s.Options);
+            return true;
+        },
+        InvokeAsync = static (s, ct) => CacheCall.Written(s.Cache.Inner.SetAsync(s.Key, s.Value, s.Options, ct)),
+        Outcome = s_writeOutcome,
+        HoldsCallerMemory = true,
+    };
+
+    private static readonly CacheCall<(ResilientDistributedCache Cache, string Key), bool> s_refresh = new()
+    {
+        Operation = CacheOperation.Refresh,
+        Invoke = static s =>
+        {
+            s.Cache.Inner.Refresh(s.Key);
+            return true;
+        },
+        InvokeAsync = static (s, ct) => CacheCall.Written(s.Cache.Inner.RefreshAsync(s.Key, ct)),
+        Outcome = s_writeOutcome,
+    };
+
+    private static readonly CacheCall<(ResilientDistributedCache Cache, string Key), bool> s_remove = new()
+    {
+        Operation = CacheOperation.Remove,
+        Invoke = static s =>
+        {
+            s.Cache.Inner.Remove(s.Key);
+            return true;
+        },
+        InvokeAsync = static (s, ct) => CacheCall.Written(s.Cache.Inner.RemoveAsync(s.Key, ct)),
+        Outcome = s_writeOutcome,
     };
 
     private readonly CacheGuard _guard;
     private readonly Generational<IBufferDistributedCache> _inner;
     private readonly bool _disposeInner;
 
-    internal ResilientDistributedCache(CacheGuard guard, IGuardedConnection connection, Func<IBufferDistributedCache> createInner, bool disposeInner)
+    internal ResilientDistributedCache(CacheGuard guard, IRedisConnection connection, Func<IBufferDistributedCache> createInner, bool disposeInner)
     {
         _guard = guard;
         _inner = new Generational<IBufferDistributedCache>(connection, _ => createInner());
@@ -44,15 +109,13 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
     /// <summary>Gets the state of the unavailable window this cache uses.</summary>
     public CacheAvailability Availability => _guard.Availability;
 
-    internal WindowController Controller => _guard.Controller;
-
     private IBufferDistributedCache Inner => _inner.Current;
 
     /// <inheritdoc />
     public byte[]? Get(string key)
     {
         ArgumentNullException.ThrowIfNull(key);
-        return _guard.Run(CacheOperation.Get, new(InvalidationKind.CacheKey, key), (cache: this, key), static s => s.cache.Inner.Get(s.key), s_valueOutcome, null, s_replicaValue);
+        return _guard.Run(s_get, CacheTarget.CacheKey(key), (this, key));
     }
 
     /// <inheritdoc />
@@ -63,8 +126,7 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
             return Task.FromException<byte[]?>(new ArgumentNullException(nameof(key)));
         }
 
-        return AsTask(_guard.RunAsync(CacheOperation.Get, new(InvalidationKind.CacheKey, key), (cache: this, key),
-            static (s, ct) => new ValueTask<byte[]?>(s.cache.Inner.GetAsync(s.key, ct)), s_valueOutcome, null, token, fromReplica: s_replicaValue));
+        return AsTask(_guard.RunAsync(s_get, CacheTarget.CacheKey(key), (this, key), token));
     }
 
     /// <inheritdoc />
@@ -72,7 +134,7 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
     {
         // The destination is not checked, as by the stock provider: a miss never touches it.
         ArgumentNullException.ThrowIfNull(key);
-        return _guard.Run(CacheOperation.Get, new(InvalidationKind.CacheKey, key), (cache: this, key, destination), static s => s.cache.Inner.TryGet(s.key, s.destination), s_foundOutcome, false, s_replicaCopy);
+        return _guard.Run(s_tryGet, CacheTarget.CacheKey(key), (this, key, destination));
     }
 
     /// <inheritdoc />
@@ -83,8 +145,7 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
             return ValueTask.FromException<bool>(new ArgumentNullException(nameof(key)));
         }
 
-        return _guard.RunAsync(CacheOperation.Get, new(InvalidationKind.CacheKey, key), (cache: this, key, destination),
-            static (s, ct) => s.cache.Inner.TryGetAsync(s.key, s.destination, ct), s_foundOutcome, false, token, holdsCallerMemory: true, fromReplica: s_replicaCopy);
+        return _guard.RunAsync(s_tryGet, CacheTarget.CacheKey(key), (this, key, destination), token);
     }
 
     /// <inheritdoc />
@@ -96,8 +157,7 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
             throw invalid;
         }
 
-        _guard.Run(CacheOperation.Set, new(InvalidationKind.CacheKey, key), (cache: this, key, value, options),
-            static s => { s.cache.Inner.Set(s.key, s.value, s.options); return true; }, s_writeOutcome, false);
+        _guard.Run(s_set, CacheTarget.CacheKey(key), (this, key, value, options));
     }
 
     // Both SetAsync overloads, optional token included, are the shapes IDistributedCache and IBufferDistributedCache define.
@@ -111,8 +171,7 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
             return Task.FromException(invalid);
         }
 
-        return _guard.RunAsync(CacheOperation.Set, new(InvalidationKind.CacheKey, key), (cache: this, key, value, options),
-            static (s, ct) => new ValueTask(s.cache.Inner.SetAsync(s.key, s.value, s.options, ct)), token).AsTask();
+        return CacheCall.CompletionTask(_guard.RunAsync(s_set, CacheTarget.CacheKey(key), (this, key, value, options), token));
     }
 
     /// <inheritdoc />
@@ -123,8 +182,7 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
             throw invalid;
         }
 
-        _guard.Run(CacheOperation.Set, new(InvalidationKind.CacheKey, key), (cache: this, key, value, options),
-            static s => { s.cache.Inner.Set(s.key, s.value, s.options); return true; }, s_writeOutcome, false);
+        _guard.Run(s_setSequence, CacheTarget.CacheKey(key), (this, key, value, options));
     }
 
     /// <inheritdoc />
@@ -135,8 +193,7 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
             return ValueTask.FromException(invalid);
         }
 
-        return _guard.RunAsync(CacheOperation.Set, new(InvalidationKind.CacheKey, key), (cache: this, key, value, options),
-            static (s, ct) => s.cache.Inner.SetAsync(s.key, s.value, s.options, ct), token, holdsCallerMemory: true);
+        return CacheCall.Completion(_guard.RunAsync(s_setSequence, CacheTarget.CacheKey(key), (this, key, value, options), token));
     }
 
 #pragma warning restore RS0026
@@ -145,7 +202,7 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
     public void Refresh(string key)
     {
         ArgumentNullException.ThrowIfNull(key);
-        _guard.Run(CacheOperation.Refresh, default, (cache: this, key), static s => { s.cache.Inner.Refresh(s.key); return true; }, s_writeOutcome, false);
+        _guard.Run(s_refresh, CacheTarget.None, (this, key));
     }
 
     /// <inheritdoc />
@@ -156,14 +213,14 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
             return Task.FromException(new ArgumentNullException(nameof(key)));
         }
 
-        return _guard.RunAsync(CacheOperation.Refresh, default, (cache: this, key), static (s, ct) => new ValueTask(s.cache.Inner.RefreshAsync(s.key, ct)), token).AsTask();
+        return CacheCall.CompletionTask(_guard.RunAsync(s_refresh, CacheTarget.None, (this, key), token));
     }
 
     /// <inheritdoc />
     public void Remove(string key)
     {
         ArgumentNullException.ThrowIfNull(key);
-        _guard.Run(CacheOperation.Remove, new(InvalidationKind.CacheKey, key), (cache: this, key), static s => { s.cache.Inner.Remove(s.key); return true; }, s_writeOutcome, false);
+        _guard.Run(s_remove, CacheTarget.CacheKey(key), (this, key));
     }
 
     /// <inheritdoc />
@@ -174,7 +231,7 @@ public sealed class ResilientDistributedCache : IDistributedCache, IBufferDistri
             return Task.FromException(new ArgumentNullException(nameof(key)));
         }
 
-        return _guard.RunAsync(CacheOperation.Remove, new(InvalidationKind.CacheKey, key), (cache: this, key), static (s, ct) => new ValueTask(s.cache.Inner.RemoveAsync(s.key, ct)), token).AsTask();
+        return CacheCall.CompletionTask(_guard.RunAsync(s_remove, CacheTarget.CacheKey(key), (this, key), token));
     }
 
     /// <summary>Disposes the inner cache when the connection is the application's (as the stock provider would).</summary>

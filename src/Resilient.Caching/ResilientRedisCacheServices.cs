@@ -8,17 +8,21 @@ using Microsoft.Extensions.Options;
 using Resilient.Caching.Configuration;
 using Resilient.Caching.Connection;
 using Resilient.Caching.Diagnostics;
-using Resilient.Caching.Recovery;
+using Resilient.Caching.Guard;
+using Resilient.Caching.OutputCaching;
+using Resilient.Caching.Storage;
 
 namespace Resilient.Caching;
 
 /// <summary>
 /// What one registration shares between its consumers (the distributed cache, the output-cache store, the
-/// health check): the settings, the connection, the window, the meter and the guard. One outage is detected
-/// once, logged once and skipped everywhere.
+/// health check): the settings, the connection and the <see cref="CacheCore"/> (windows, guard, outage lifecycle).
+/// One outage is detected once, logged once and skipped everywhere.
 /// </summary>
 internal sealed class ResilientRedisCacheServices : IDisposable
 {
+    private readonly Lazy<ResilientOutputCacheStore>? _outputCacheStore;
+
     /// <param name="services">The application's services.</param>
     /// <param name="serviceKey">The service key of a keyed registration (its named options); null for the unkeyed one.</param>
     public ResilientRedisCacheServices(IServiceProvider services, string? serviceKey = null)
@@ -30,20 +34,23 @@ internal sealed class ResilientRedisCacheServices : IDisposable
         TimeProvider = services.GetService<TimeProvider>() ?? TimeProvider.System;
         LoggerFactory = services.GetService<ILoggerFactory>() ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance;
         Logger = new CacheNameLogger(LoggerFactory.CreateLogger<ResilientDistributedCache>(), Name);
-        Controller = new WindowController(TimeProvider, Options.UnavailableWindow, Options.OperationTimeout);
+
         // Waits for the network run on real time: an application's test clock must not stop a connect or a PING from timing out.
         Connection = new RedisConnection(Options, Logger, TimeProvider.System);
         services.GetService<ResilientRedisConnections>()?.Track(Name, Connection);
-        Pending = new PendingInvalidations(Options.MaxPendingInvalidations, Options.InstanceName, Options.PurgeInstanceOnOverflow, MadeUpMissLifetime, TimeProvider);
-        Metrics = new ResilientCacheMetrics(services.GetService<IMeterFactory>(), Controller, Pending, Name);
-        var shards = new Topology.ShardMap(Options.InstanceName, Controller,
-            availabilityChanged => new WindowController(TimeProvider, Options.UnavailableWindow, Options.OperationTimeout, availabilityChanged));
-        Metrics.Shards = shards;
-        Guard = new CacheGuard(Controller, Connection, Metrics, Logger, Options.IgnoreExceptions, Options.LogIgnoredExceptions, Options.OperationTimeout,
-            Pending, Options.InvalidateKeysReadDuringOutage, shards, Options.InstanceName);
-        Guard.Availability.Name = Name;
-        Connection.TopologyChanged += Guard.OnTopologyChanged;
-        Connection.PrimaryConnectionFailed += Guard.OnPrimaryConnectionFailed;
+
+        // The output-cache store (unkeyed registrations only) may keep its keys under a prefix of its own.
+        var outputCache = serviceKey is null ? services.GetService<OutputCacheSetup>()?.Options(Options) : null;
+        var keys = new StoredKeys(Options.InstanceName, outputCache?.InstanceName);
+        if (outputCache is not null)
+        {
+            _outputCacheStore = new(() => new ResilientOutputCacheStore(this, outputCache));
+        }
+
+        Core = new CacheCore(Name, Options, keys, Connection, TimeProvider, Logger, services.GetService<IMeterFactory>(),
+            _outputCacheStore is { } store ? (tag, cancellationToken) => store.Value.EvictTagInnerAsync(tag, cancellationToken) : null);
+        Connection.TopologyChanged += Core.Outages.OnTopologyChanged;
+        Connection.PrimaryConnectionFailed += Core.Outages.OnPrimaryConnectionLost;
     }
 
     /// <summary>Gets the cache's name: <c>"default"</c>, or the service key of a keyed registration.</summary>
@@ -59,19 +66,16 @@ internal sealed class ResilientRedisCacheServices : IDisposable
 
     public RedisConnection Connection { get; }
 
-    public CacheAvailability Availability => Guard.Availability;
+    /// <summary>Gets the windows, the guard and the outage lifecycle.</summary>
+    public CacheCore Core { get; }
 
-    internal WindowController Controller { get; }
+    public CacheAvailability Availability => Core.Availability;
 
-    /// <summary>What the outages left pending, applied by the probe before Redis is used again.</summary>
-    internal PendingInvalidations Pending { get; }
+    public CacheGuard Guard => Core.Guard;
 
-    /// <summary>How long a key read with a made-up miss stays marked (a request that read it has long ended by then).</summary>
-    internal static TimeSpan MadeUpMissLifetime { get; } = TimeSpan.FromMinutes(5);
-
-    public ResilientCacheMetrics Metrics { get; }
-
-    public CacheGuard Guard { get; }
+    /// <summary>Gets the output-cache store over this registration's connection and window.</summary>
+    public ResilientOutputCacheStore OutputCacheStore => _outputCacheStore?.Value
+        ?? throw new InvalidOperationException("The output-cache store was not registered: call AddResilientStackExchangeRedisOutputCache.");
 
     /// <summary>
     /// The stock options for an inner stock component: our connection factory, the user's instance name and
@@ -116,7 +120,6 @@ internal sealed class ResilientRedisCacheServices : IDisposable
     public void Dispose()
     {
         Connection.Dispose();
-        Metrics.Dispose();
-        Controller.Dispose();
+        Core.Dispose();
     }
 }

@@ -116,9 +116,8 @@ public sealed class CacheEventsTests
     [Fact]
     public async Task Transitions_AreActivities_TheOpeningOneUnderTheFailingRequest()
     {
-        using var h = new Harness();
         // Other tests' caches run in parallel and send to the same source: this one is told apart by its name.
-        h.Availability.Name = $"activities-{Guid.NewGuid():N}";
+        using var h = new Harness(name: $"activities-{Guid.NewGuid():N}");
         var stopped = new List<Activity>();
         using var listener = new ActivityListener
         {

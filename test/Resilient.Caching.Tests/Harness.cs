@@ -1,13 +1,17 @@
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Testing;
 using Microsoft.Extensions.Time.Testing;
 using Resilient.Caching.Connection;
 using Resilient.Caching.Diagnostics;
+using Resilient.Caching.Guard;
+using Resilient.Caching.Outages;
+using Resilient.Caching.Storage;
 
 namespace Resilient.Caching.Tests;
 
 /// <summary>A connection as the guard sees it: always ready unless told otherwise, counting resets, probing through a delegate.</summary>
-internal sealed class CountingConnection : IGuardedConnection
+internal sealed class CountingConnection : IRedisConnection
 {
     private int _generation;
 
@@ -42,14 +46,22 @@ internal sealed class CountingConnection : IGuardedConnection
 /// <summary>The decorator over a <see cref="ChaosCache"/>, with fake time, a fake logger and a counting connection.</summary>
 internal sealed class Harness : IDisposable
 {
-    public Harness(bool ignoreExceptions = true, bool logIgnoredExceptions = true, TimeSpan? window = null, bool invalidateKeysReadDuringOutage = false, int maxPending = 1000)
+    public Harness(
+        bool ignoreExceptions = true, bool logIgnoredExceptions = true, TimeSpan? window = null, bool invalidateKeysReadDuringOutage = false, int maxPending = 1000,
+        string name = CacheAvailability.DefaultName, ILogger? logger = null)
     {
-        Controller = new WindowController(Time, window ?? TimeSpan.FromSeconds(30), OperationTimeout);
-        Metrics = new ResilientCacheMetrics(meterFactory: null, Controller);
-        Pending = new Resilient.Caching.Recovery.PendingInvalidations(maxPending, "app:", purgeOnOverflow: false, TimeSpan.FromMinutes(5), Time);
-        Guard = new CacheGuard(Controller, Connection, Metrics, Logger, ignoreExceptions, logIgnoredExceptions, OperationTimeout, Pending, invalidateKeysReadDuringOutage);
-        Availability = Guard.Availability;
-        Guard.IsThreadPoolStarved = () => ThreadPoolStarved;
+        var options = new ResilientRedisCacheOptions
+        {
+            IgnoreExceptions = ignoreExceptions,
+            LogIgnoredExceptions = logIgnoredExceptions,
+            UnavailableWindow = window ?? TimeSpan.FromSeconds(30),
+            OperationTimeout = OperationTimeout,
+            InvalidateKeysReadDuringOutage = invalidateKeysReadDuringOutage,
+            MaxPendingInvalidations = maxPending,
+            InstanceName = "app:",
+        };
+        Core = new CacheCore(name, options, new StoredKeys(options.InstanceName), Connection, Time, logger ?? Logger,
+            isThreadPoolStarved: () => ThreadPoolStarved);
 
         // The probe meets whatever the inner cache is doing: a faulty Redis fails it, a healthy one answers.
         Connection.Probe = () => Inner.GetAsync("probe");
@@ -59,6 +71,9 @@ internal sealed class Harness : IDisposable
             return Inner;
         }, disposeInner: false);
     }
+
+    /// <summary>The parts under test, built as the library builds them.</summary>
+    internal CacheCore Core { get; }
 
     public FakeTimeProvider Time { get; } = new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
 
@@ -72,18 +87,18 @@ internal sealed class Harness : IDisposable
 
     public static TimeSpan OperationTimeout { get; } = TimeSpan.FromSeconds(5);
 
-    public CacheAvailability Availability { get; }
+    public CacheAvailability Availability => Core.Availability;
 
-    internal WindowController Controller { get; }
+    internal WindowController Controller => Core.Deployment;
 
-    internal Resilient.Caching.Recovery.PendingInvalidations Pending { get; }
+    internal Resilient.Caching.Recovery.PendingInvalidations Pending => Core.Pending;
 
     /// <summary>What the guard is told about the thread pool when a call times out.</summary>
     public bool ThreadPoolStarved { get; set; }
 
-    internal ResilientCacheMetrics Metrics { get; }
+    internal ResilientCacheMetrics Metrics => Core.Metrics;
 
-    internal CacheGuard Guard { get; }
+    internal CacheGuard Guard => Core.Guard;
 
     public ResilientDistributedCache Cache { get; }
 
@@ -113,6 +128,6 @@ internal sealed class Harness : IDisposable
     public void Dispose()
     {
         Inner.Release.TrySetResult();
-        Metrics.Dispose();
+        Core.Dispose();
     }
 }

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using Resilient.Caching.Diagnostics;
 using Resilient.Caching.IntegrationTests.Infrastructure;
 using StackExchange.Redis;
+using Resilient.Caching.Guard;
 
 namespace Resilient.Caching.Tests;
 
@@ -80,9 +81,8 @@ public sealed class RedactionTests
         var sink = new TextLoggerProvider();
         using var factory = LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Trace).AddProvider(sink));
         var logger = factory.CreateLogger<ResilientDistributedCache>();
-        using var h = new Harness();
-        var guard = new CacheGuard(h.Controller, h.Connection, h.Metrics, logger, ignoreExceptions: true, logIgnoredExceptions: true, Harness.OperationTimeout, h.Pending);
-        var cache = new ResilientDistributedCache(guard, h.Connection, () => h.Inner, disposeInner: false);
+        using var h = new Harness(logger: logger);
+        var cache = h.Cache;
         var ct = TestContext.Current.CancellationToken;
 
         // The probes (run by the harness's connection against the same inner cache) fail synchronously: every log

@@ -8,12 +8,12 @@ namespace Resilient.Caching.Connection;
 internal sealed class Generational<T>
     where T : class
 {
-    private readonly IGuardedConnection _connection;
+    private readonly IRedisConnection _connection;
     private readonly Func<int, T> _create;
     private readonly Action<T>? _retire;
     private Entry _current;
 
-    public Generational(IGuardedConnection connection, Func<int, T> create, Action<T>? retire = null)
+    public Generational(IRedisConnection connection, Func<int, T> create, Action<T>? retire = null)
     {
         _connection = connection;
         _create = create;

@@ -1,3 +1,4 @@
+using Resilient.Caching.Outages;
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
@@ -12,7 +13,7 @@ namespace Resilient.Caching.Connection;
 /// only ours is ever reset or closed here. It knows nothing of the unavailable window: the guard decides when to
 /// wait for it, and for how long.
 /// </summary>
-internal sealed class RedisConnection : IGuardedConnection, IDisposable
+internal sealed class RedisConnection : IRedisConnection, IDisposable
 {
     // How often a waiter looks again at a multiplexer that exists but is not connected yet.
     private static readonly TimeSpan s_readyPoll = TimeSpan.FromMilliseconds(20);

@@ -1,3 +1,4 @@
+using Resilient.Caching.Outages;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 
@@ -25,7 +26,7 @@ internal sealed class ResilientCacheMetrics : IDisposable
     public const string DroppedName = "resilient_caching.invalidations.dropped";
     public const string ReplayDurationName = "resilient_caching.invalidations.replay.duration";
 
-    private static readonly string[] s_operations = ["get", "set", "refresh", "remove", "evict_by_tag", "ping"];
+    private static readonly string[] s_operations = ["get", "set", "refresh", "remove", "evict_by_tag", "ping", "ping", "ping", "ping"];
     private static readonly string[] s_outcomes = ["hit", "miss", "write", "skipped", "error"];
 
     private readonly Meter _meter;
@@ -43,10 +44,10 @@ internal sealed class ResilientCacheMetrics : IDisposable
     private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Meter, Gauges> s_gauges = [];
 
     /// <param name="meterFactory">The application's meter factory, if any.</param>
-    /// <param name="availability">The window, for the availability gauge.</param>
+    /// <param name="shards">The windows, for the availability gauge (each shard's too, in a cluster).</param>
     /// <param name="pending">The pending invalidations, for their gauge.</param>
     /// <param name="cacheName">The cache's name on every measurement: <c>"default"</c>, or the service key of a keyed registration.</param>
-    public ResilientCacheMetrics(IMeterFactory? meterFactory, WindowController availability, Recovery.PendingInvalidations? pending = null, string cacheName = CacheAvailability.DefaultName)
+    public ResilientCacheMetrics(IMeterFactory? meterFactory, Topology.ShardMap shards, Recovery.PendingInvalidations? pending = null, string cacheName = CacheAvailability.DefaultName)
     {
         _ownsMeter = meterFactory is null;
         _cacheTag = new KeyValuePair<string, object?>(CacheTag, cacheName);
@@ -58,7 +59,7 @@ internal sealed class ResilientCacheMetrics : IDisposable
         _dropped = _meter.CreateCounter<long>(DroppedName, "{write}", "Writes that could not reach Redis and could not be remembered either (the bound was reached).");
         _replayDuration = _meter.CreateHistogram<double>(ReplayDurationName, "s", "How long applying the pending invalidations took before Redis was used again.");
         _gauges = s_gauges.GetValue(_meter, static meter => new Gauges(meter));
-        _gauges.Add(this, availability, pending);
+        _gauges.Add(this, shards, pending);
     }
 
     /// <summary>Returns a start timestamp only when someone listens to durations, so the hot path pays nothing otherwise.</summary>
@@ -93,13 +94,13 @@ internal sealed class ResilientCacheMetrics : IDisposable
     /// <summary>Counts a window transition: opened, reopened (a failed probe) or closed. Blips are not transitions.</summary>
     /// <param name="transition">What happened.</param>
     /// <param name="serverAddress">In a cluster, the primary whose shard it happened to (<c>server.address</c>).</param>
-    public void Transition(WindowController.Transition transition, string? serverAddress = null)
+    public void Transition(Outages.WindowController.Transition transition, string? serverAddress = null)
     {
         var name = transition switch
         {
-            WindowController.Transition.Opened => "opened",
-            WindowController.Transition.Reopened => "reopened",
-            WindowController.Transition.Closed => "closed",
+            Outages.WindowController.Transition.Opened => "opened",
+            Outages.WindowController.Transition.Reopened => "reopened",
+            Outages.WindowController.Transition.Closed => "closed",
             _ => null,
         };
         if (name is not null && _transitions.Enabled)
@@ -114,9 +115,6 @@ internal sealed class ResilientCacheMetrics : IDisposable
             }
         }
     }
-
-    /// <summary>Gets or sets the shards of the cache, when Redis is a cluster: the availability gauge then reports each.</summary>
-    public Topology.ShardMap? Shards { get; set; }
 
     public void InvalidationsDropped()
     {
@@ -147,7 +145,7 @@ internal sealed class ResilientCacheMetrics : IDisposable
     private sealed class Gauges
     {
         private readonly Lock _lock = new();
-        private readonly List<(ResilientCacheMetrics Metrics, WindowController Window, Recovery.PendingInvalidations? Pending)> _caches = [];
+        private readonly List<(ResilientCacheMetrics Metrics, Topology.ShardMap Shards, Recovery.PendingInvalidations? Pending)> _caches = [];
 
         public Gauges(Meter meter)
         {
@@ -155,11 +153,11 @@ internal sealed class ResilientCacheMetrics : IDisposable
             meter.CreateObservableGauge(PendingName, ObservePending, "{invalidation}", "Writes that may not have reached Redis, to be applied as deletions or evictions when it is back.");
         }
 
-        public void Add(ResilientCacheMetrics metrics, WindowController window, Recovery.PendingInvalidations? pending)
+        public void Add(ResilientCacheMetrics metrics, Topology.ShardMap shards, Recovery.PendingInvalidations? pending)
         {
             lock (_lock)
             {
-                _caches.Add((metrics, window, pending));
+                _caches.Add((metrics, shards, pending));
             }
         }
 
@@ -176,11 +174,10 @@ internal sealed class ResilientCacheMetrics : IDisposable
             lock (_lock)
             {
                 var measurements = new List<Measurement<int>>();
-                foreach (var (metrics, window, _) in _caches)
+                foreach (var (metrics, shards, _) in _caches)
                 {
-                    var shards = metrics.Shards;
-                    measurements.Add(new Measurement<int>(window.IsAvailable && shards?.AnyShardOut != true ? 1 : 0, metrics._cacheTag));
-                    foreach (var shard in shards?.Shards ?? [])
+                    measurements.Add(new Measurement<int>(shards.Deployment.Controller.IsAvailable && !shards.AnyShardOut ? 1 : 0, metrics._cacheTag));
+                    foreach (var shard in shards.Shards)
                     {
                         measurements.Add(new Measurement<int>(
                             shard.Controller.IsAvailable ? 1 : 0, metrics._cacheTag, new KeyValuePair<string, object?>(ServerAddressTag, shard.ServerAddress)));

@@ -1,5 +1,7 @@
 using System.Globalization;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Resilient.Caching.Guard;
+using Resilient.Caching.Storage;
 
 namespace Resilient.Caching.Diagnostics;
 
@@ -22,7 +24,12 @@ internal sealed class ResilientRedisCacheHealthCheck(ResilientRedisCacheServices
     internal const string LastReplayKey = "last_replay_ms";
     internal const string UnavailableShardsKey = "unavailable_shards";
 
-    private static readonly Func<bool, CacheOutcome> s_pingOutcome = static _ => CacheOutcome.Hit;
+    private static readonly CacheCall<ResilientRedisCacheServices, bool> s_ping = new()
+    {
+        Operation = CacheOperation.Ping,
+        InvokeAsync = static (s, _) => PingAsync(s),
+        Outcome = static _ => CacheOutcome.Hit,
+    };
 
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
@@ -32,8 +39,7 @@ internal sealed class ResilientRedisCacheHealthCheck(ResilientRedisCacheServices
         Exception? error = null;
         try
         {
-            answered = await services.Guard.RunAsync(CacheOperation.Ping, default, services, static (s, _) => PingAsync(s), s_pingOutcome, false, cancellationToken)
-                .ConfigureAwait(false);
+            answered = await services.Guard.RunAsync(s_ping, CacheTarget.None, services, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception exception) when (exception is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
@@ -116,5 +122,5 @@ internal sealed class ResilientRedisCacheHealthCheck(ResilientRedisCacheServices
     };
 
     // How long applying the last outage's pending invalidations took (0 before any).
-    private double LastReplayMilliseconds() => Math.Round(services.Pending.LastReplay?.Duration.TotalMilliseconds ?? 0, 1);
+    private double LastReplayMilliseconds() => Math.Round(services.Core.Pending.LastReplay?.Duration.TotalMilliseconds ?? 0, 1);
 }

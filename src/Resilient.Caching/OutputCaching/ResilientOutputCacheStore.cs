@@ -5,7 +5,8 @@ using Microsoft.AspNetCore.OutputCaching.StackExchangeRedis;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Resilient.Caching.Connection;
-using Resilient.Caching.Recovery;
+using Resilient.Caching.Guard;
+using Resilient.Caching.Storage;
 using StackExchange.Redis;
 
 namespace Resilient.Caching.OutputCaching;
@@ -21,12 +22,57 @@ internal sealed class ResilientOutputCacheStore : IOutputCacheStore, IOutputCach
     private static readonly Func<bool, CacheOutcome> s_foundOutcome = static found => found ? CacheOutcome.Hit : CacheOutcome.Miss;
     private static readonly Func<bool, CacheOutcome> s_writeOutcome = static _ => CacheOutcome.Write;
 
+    private static readonly CacheCall<(ResilientOutputCacheStore Store, string Key), byte[]?> s_get = new()
+    {
+        Operation = CacheOperation.Get,
+        InvokeAsync = static (s, ct) => s.Store.Inner.Store.GetAsync(s.Key, ct),
+        Outcome = s_valueOutcome,
+    };
+
+    private static readonly CacheCall<(ResilientOutputCacheStore Store, string Key, PipeWriter Destination), bool> s_tryGet = new()
+    {
+        Operation = CacheOperation.Get,
+        InvokeAsync = static (s, ct) => s.Store.Inner.BufferStore.TryGetAsync(s.Key, s.Destination, ct),
+        Outcome = s_foundOutcome,
+        HoldsCallerMemory = true,
+    };
+
+    private static readonly CacheCall<(ResilientOutputCacheStore Store, string Key, byte[] Value, string[]? Tags, TimeSpan ValidFor), bool> s_set = new()
+    {
+        Operation = CacheOperation.Set,
+        InvokeAsync = static (s, ct) => CacheCall.Written(s.Store.Inner.Store.SetAsync(s.Key, s.Value, s.Tags, s.ValidFor, ct)),
+        Outcome = s_writeOutcome,
+    };
+
+    private static readonly CacheCall<(ResilientOutputCacheStore Store, string Key, ReadOnlySequence<byte> Value, ReadOnlyMemory<string> Tags, TimeSpan ValidFor), bool> s_setSequence = new()
+    {
+        Operation = CacheOperation.Set,
+        InvokeAsync = static (s, ct) => CacheCall.Written(s.Store.Inner.BufferStore.SetAsync(s.Key, s.Value, s.Tags, s.ValidFor, ct)),
+        Outcome = s_writeOutcome,
+        HoldsCallerMemory = true,
+    };
+
+    private static readonly CacheCall<(ResilientOutputCacheStore Store, string Tag), bool> s_evictByTag = new()
+    {
+        Operation = CacheOperation.EvictByTag,
+        InvokeAsync = static (s, ct) => CacheCall.Written(s.Store.Inner.Store.EvictByTagAsync(s.Tag, ct)),
+        Outcome = s_writeOutcome,
+    };
+
     private readonly CacheGuard _guard;
     private readonly Generational<Generation> _inner;
     private bool _disposed;
     private long _tagWarningOutage = -1;
 
-    internal ResilientOutputCacheStore(CacheGuard guard, IGuardedConnection connection, Func<int, Generation> createInner)
+    /// <summary>Creates the store over the shared connection, window and guard of a registration.</summary>
+    /// <param name="services">The registration.</param>
+    /// <param name="template">The stock store's options (its key prefix and profiler), from <see cref="OutputCacheSetup"/>.</param>
+    internal ResilientOutputCacheStore(ResilientRedisCacheServices services, RedisOutputCacheOptions template)
+        : this(services.Guard, services.Connection, generation => CreateStock(services, template, generation))
+    {
+    }
+
+    internal ResilientOutputCacheStore(CacheGuard guard, IRedisConnection connection, Func<int, Generation> createInner)
     {
         _guard = guard;
 
@@ -37,38 +83,11 @@ internal sealed class ResilientOutputCacheStore : IOutputCacheStore, IOutputCach
 
     private Generation Inner => _inner.Current;
 
-    /// <summary>Creates the store over the shared connection, window and guard of a registration.</summary>
-    public static ResilientOutputCacheStore Create(ResilientRedisCacheServices services, Action<RedisOutputCacheOptions>? setupAction)
-    {
-        // The user's delegate runs once: it may choose the key prefix and the profiler, not a connection of its own.
-        var template = new RedisOutputCacheOptions
-        {
-            InstanceName = services.Options.InstanceName,
-            ProfilingSession = services.Options.ProfilingSession,
-        };
-        setupAction?.Invoke(template);
-        if (template.Configuration is not null || template.ConfigurationOptions is not null || template.ConnectionMultiplexerFactory is not null)
-        {
-            throw new InvalidOperationException(
-                "AddResilientStackExchangeRedisOutputCache shares the connection of AddResilientStackExchangeRedisCache: set Configuration, "
-                + "ConfigurationOptions or ConnectionMultiplexerFactory there, not in the output-cache options.");
-        }
-
-        // Its entries and tags live under its own prefix; tag evictions skipped during an outage are replayed through
-        // the stock store, which knows which entries carry a tag.
-        services.Pending.UseOutputCache(template.InstanceName);
-        services.Guard.Shards.UseOutputCache(template.InstanceName);
-        var store = new ResilientOutputCacheStore(services.Guard, services.Connection, generation => CreateStock(services, template, generation));
-        services.Guard.EvictTag = store.EvictTagInnerAsync;
-        return store;
-    }
-
     /// <inheritdoc />
     public ValueTask<byte[]?> GetAsync(string key, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(key);
-        return _guard.RunAsync(CacheOperation.Get, new(InvalidationKind.OutputCacheEntry, key), (store: this, key),
-            static (s, ct) => s.store.Inner.Store.GetAsync(s.key, ct), s_valueOutcome, null, cancellationToken);
+        return _guard.RunAsync(s_get, CacheTarget.OutputCacheEntry(key), (this, key), cancellationToken);
     }
 
     /// <inheritdoc />
@@ -76,8 +95,7 @@ internal sealed class ResilientOutputCacheStore : IOutputCacheStore, IOutputCach
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(destination);
-        return _guard.RunAsync(CacheOperation.Get, new(InvalidationKind.OutputCacheEntry, key), (store: this, key, destination),
-            static (s, ct) => s.store.Inner.BufferStore.TryGetAsync(s.key, s.destination, ct), s_foundOutcome, false, cancellationToken, holdsCallerMemory: true);
+        return _guard.RunAsync(s_tryGet, CacheTarget.OutputCacheEntry(key), (this, key, destination), cancellationToken);
     }
 
     /// <inheritdoc />
@@ -85,16 +103,14 @@ internal sealed class ResilientOutputCacheStore : IOutputCacheStore, IOutputCach
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(value);
-        return _guard.RunAsync(CacheOperation.Set, new(InvalidationKind.OutputCacheEntry, key), (store: this, key, value, tags, validFor),
-            static (s, ct) => s.store.Inner.Store.SetAsync(s.key, s.value, s.tags, s.validFor, ct), cancellationToken);
+        return CacheCall.Completion(_guard.RunAsync(s_set, CacheTarget.OutputCacheEntry(key), (this, key, value, tags, validFor), cancellationToken));
     }
 
     /// <inheritdoc />
     public ValueTask SetAsync(string key, ReadOnlySequence<byte> value, ReadOnlyMemory<string> tags, TimeSpan validFor, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(key);
-        return _guard.RunAsync(CacheOperation.Set, new(InvalidationKind.OutputCacheEntry, key), (store: this, key, value, tags, validFor),
-            static (s, ct) => s.store.Inner.BufferStore.SetAsync(s.key, s.value, s.tags, s.validFor, ct), cancellationToken, holdsCallerMemory: true);
+        return CacheCall.Completion(_guard.RunAsync(s_setSequence, CacheTarget.OutputCacheEntry(key), (this, key, value, tags, validFor), cancellationToken));
     }
 
     /// <inheritdoc />
@@ -104,13 +120,7 @@ internal sealed class ResilientOutputCacheStore : IOutputCacheStore, IOutputCach
 
         // False when the window skipped the call or a Redis error was swallowed: either way entries with this tag
         // stay in Redis, and whoever evicted them should hear about it.
-        var evicted = await _guard.RunAsync(CacheOperation.EvictByTag, new(InvalidationKind.OutputCacheTag, tag), (store: this, tag),
-            static async (s, ct) =>
-            {
-                await s.store.Inner.Store.EvictByTagAsync(s.tag, ct).ConfigureAwait(false);
-                return true;
-            },
-            s_writeOutcome, false, cancellationToken).ConfigureAwait(false);
+        var evicted = await _guard.RunAsync(s_evictByTag, CacheTarget.OutputCacheTag(tag), (this, tag), cancellationToken).ConfigureAwait(false);
         if (!evicted)
         {
             // One Warning per outage, however many evictions it skips; the rest at Debug.

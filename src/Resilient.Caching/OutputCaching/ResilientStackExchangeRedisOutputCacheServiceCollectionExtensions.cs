@@ -35,7 +35,8 @@ public static class ResilientStackExchangeRedisOutputCacheServiceCollectionExten
         services.GetRegistrations().OutputCacheStore = true;
 
         // Appended, as the stock extension does: it wins over earlier stores while GetServices still lists them.
-        services.AddSingleton<IOutputCacheStore>(sp => ResilientOutputCacheStore.Create(sp.GetRequiredService<ResilientRedisCacheServices>(), setupAction));
+        services.AddSingleton(new OutputCacheSetup(setupAction));
+        services.AddSingleton<IOutputCacheStore>(static sp => sp.GetRequiredService<ResilientRedisCacheServices>().OutputCacheStore);
         return services;
     }
 }

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Text;
+using Resilient.Caching.Storage;
 using StackExchange.Redis;
 
 namespace Resilient.Caching.Recovery;
@@ -39,7 +40,7 @@ internal sealed partial class PendingInvalidations
     /// removed, the rest stays recorded for the next probe.
     /// </exception>
     public async Task<ReplayResult> ReplayAsync(
-        IDatabase database, Func<string, CancellationToken, ValueTask>? evictTag, Func<InvalidationKind, string, bool>? include = null, CancellationToken cancellationToken = default)
+        IDatabase database, Func<string, CancellationToken, ValueTask>? evictTag, Func<KeyKind, string, bool>? include = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(database);
         var started = _timeProvider.GetTimestamp();
@@ -51,9 +52,9 @@ internal sealed partial class PendingInvalidations
             // From here on, recording a key already recorded moves it to this generation, which this round leaves to
             // the next one (see Record).
             var generation = Interlocked.Increment(ref _generation);
-            var cacheKeys = Snapshot(_cacheKeys, generation, InvalidationKind.CacheKey, include);
-            var entries = Snapshot(_outputEntries, generation, InvalidationKind.OutputCacheEntry, include);
-            var tags = Snapshot(_outputTags, generation, InvalidationKind.OutputCacheTag, include);
+            var cacheKeys = Snapshot(_cacheKeys, generation, KeyKind.CacheKey, include);
+            var entries = Snapshot(_outputEntries, generation, KeyKind.OutputCacheEntry, include);
+            var tags = Snapshot(_outputTags, generation, KeyKind.OutputCacheTag, include);
             if (purge && round == 0)
             {
                 // Seen before the SCAN starts, so the purge deletes whatever value each of them could have left.
@@ -64,8 +65,8 @@ internal sealed partial class PendingInvalidations
                 continue;
             }
 
-            deleted += await DeleteAsync(database, _cacheKeys, cacheKeys, _cacheKeyPrefix, cancellationToken).ConfigureAwait(false);
-            deleted += await DeleteAsync(database, _outputEntries, entries, Volatile.Read(ref _outputCache).EntryPrefix, cancellationToken).ConfigureAwait(false);
+            deleted += await DeleteAsync(database, _cacheKeys, cacheKeys, _keys.KeyPrefixOf(KeyKind.CacheKey), cancellationToken).ConfigureAwait(false);
+            deleted += await DeleteAsync(database, _outputEntries, entries, _keys.KeyPrefixOf(KeyKind.OutputCacheEntry), cancellationToken).ConfigureAwait(false);
             if (evictTag is not null)
             {
                 foreach (var seen in tags)
@@ -87,11 +88,12 @@ internal sealed partial class PendingInvalidations
     /// <summary>The SCAN patterns of the purge: the distributed cache's prefix, and the output-cache store's keys when they lie elsewhere.</summary>
     internal IReadOnlyList<string> PurgePatterns()
     {
-        var output = Volatile.Read(ref _outputCache).InstanceName;
-        List<string> patterns = [Glob(_instanceName) + "*"];
-        if (!output.StartsWith(_instanceName, StringComparison.Ordinal))
+        var cache = _keys.CacheInstanceName;
+        var output = _keys.OutputCacheInstanceName;
+        List<string> patterns = [Glob(cache) + "*"];
+        if (!output.StartsWith(cache, StringComparison.Ordinal))
         {
-            patterns.Add(Glob(output + OutputCacheInfix) + "*");
+            patterns.Add(Glob(output + StoredKeys.OutputCacheInfix) + "*");
         }
 
         return patterns;
@@ -115,7 +117,7 @@ internal sealed partial class PendingInvalidations
     }
 
     private static List<KeyValuePair<string, long>> Snapshot(
-        ConcurrentDictionary<string, long> records, long generation, InvalidationKind kind, Func<InvalidationKind, string, bool>? include)
+        ConcurrentDictionary<string, long> records, long generation, KeyKind kind, Func<KeyKind, string, bool>? include)
     {
         // Enumerating takes no lock, so callers recording meanwhile are not held up by a large snapshot. A record of
         // this generation was made (or made again) after the round began: applying it now could be before its write.

@@ -1,22 +1,8 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Text;
-using StackExchange.Redis;
+using Resilient.Caching.Storage;
 
 namespace Resilient.Caching.Recovery;
-
-/// <summary>What a pending invalidation deletes when Redis is back.</summary>
-internal enum InvalidationKind
-{
-    /// <summary>A distributed-cache key; the stock <c>RedisCache</c> stores it as a hash at <c>InstanceName</c> + key.</summary>
-    CacheKey,
-
-    /// <summary>An output-cache entry; the stock Redis output-cache store writes it at <c>InstanceName</c> + <c>__MSOCV_</c> + key.</summary>
-    OutputCacheEntry,
-
-    /// <summary>An output-cache tag, evicted through the inner output-cache store (it knows which entries carry it).</summary>
-    OutputCacheTag,
-}
 
 /// <summary>
 /// The writes that did not certainly reach Redis (skipped inside the window, failed, or timed out with an unknown
@@ -44,50 +30,37 @@ internal enum InvalidationKind
 /// </remarks>
 internal sealed partial class PendingInvalidations
 {
-    /// <summary>The stock Redis output-cache store's key infix for entries (<c>InstanceName</c> + <c>__MSOCV_</c> + key).</summary>
-    internal const string OutputCacheEntryInfix = "__MSOCV_";
-
-    /// <summary>
-    /// What every key of the stock output-cache store starts with after its <c>InstanceName</c>: entries
-    /// (<c>__MSOCV_</c>), tag sets (<c>__MSOCT_</c> + tag), the tag index (<c>__MSOCT</c>) and its clean-up lock.
-    /// </summary>
-    internal const string OutputCacheInfix = "__MSOC";
-
     // Values are replay generations (see Record); ConcurrentDictionary writes a long in place, so updating one allocates nothing.
     private readonly ConcurrentDictionary<string, long> _cacheKeys = new();
     private readonly ConcurrentDictionary<string, long> _outputEntries = new();
     private readonly ConcurrentDictionary<string, long> _outputTags = new();
     private readonly TimeProvider _timeProvider;
-    private readonly string _instanceName;
-    private readonly RedisKey _cacheKeyPrefix;
+    private readonly StoredKeys _keys;
 
     private int _count;
     private long _generation;
-    private OutputCachePrefix _outputCache = null!;
     private ReplayResult? _lastReplay;
 
     /// <summary>Creates the store of one registration.</summary>
     /// <param name="capacity">At most this many records (all kinds together), and as many made-up-miss markers.</param>
-    /// <param name="instanceName">The distributed cache's <c>InstanceName</c> (key prefix); may be empty.</param>
+    /// <param name="keys">Where the stock components keep the keys (the prefixes).</param>
     /// <param name="purgeOnOverflow">After an overflow, the replay deletes every key under the prefixes instead.</param>
-    /// <param name="missLifetime">How long a made-up miss marks its key (see <see cref="FabricatedMisses"/>).</param>
+    /// <param name="missLifetime">How long a made-up miss marks its key (see <see cref="MadeUpMisses"/>).</param>
     /// <param name="timeProvider">The clock for durations and marker lifetimes.</param>
-    public PendingInvalidations(int capacity, string? instanceName, bool purgeOnOverflow, TimeSpan missLifetime, TimeProvider timeProvider)
+    public PendingInvalidations(int capacity, StoredKeys keys, bool purgeOnOverflow, TimeSpan missLifetime, TimeProvider timeProvider)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
-        _instanceName = instanceName ?? string.Empty;
-        if (purgeOnOverflow && _instanceName.Length == 0)
+        _keys = keys;
+        if (purgeOnOverflow && keys.CacheInstanceName.Length == 0)
         {
             // Without a prefix the purge would delete every key of the database, other applications' included.
-            throw new ArgumentException("Purging the instance on overflow needs a non-empty InstanceName.", nameof(instanceName));
+            throw new ArgumentException("Purging the instance on overflow needs a non-empty InstanceName.", nameof(keys));
         }
 
         Capacity = capacity;
         PurgeOnOverflow = purgeOnOverflow;
         _timeProvider = timeProvider;
-        _cacheKeyPrefix = Encoding.UTF8.GetBytes(_instanceName);
-        UseOutputCache(_instanceName);
-        Misses = new FabricatedMisses(capacity, missLifetime, timeProvider, Overflow);
+        Misses = new MadeUpMisses(capacity, missLifetime, timeProvider, Overflow);
     }
 
     /// <summary>Gets the most records kept (all kinds together).</summary>
@@ -103,24 +76,14 @@ internal sealed partial class PendingInvalidations
     public RecoveryOverflow Overflow { get; } = new();
 
     /// <summary>Gets the keys whose last read was answered with a miss we made up.</summary>
-    public FabricatedMisses Misses { get; }
+    public MadeUpMisses Misses { get; }
 
     /// <summary>Gets the last completed replay, if any.</summary>
     public ReplayResult? LastReplay => Volatile.Read(ref _lastReplay);
 
-    /// <summary>
-    /// Tells where the output-cache store writes (its <c>InstanceName</c> may differ from the distributed cache's),
-    /// so that entries can be deleted and, on overflow, its keys purged.
-    /// </summary>
-    public void UseOutputCache(string? instanceName)
-    {
-        var name = instanceName ?? string.Empty;
-        Volatile.Write(ref _outputCache, new OutputCachePrefix(name, Encoding.UTF8.GetBytes(name + OutputCacheEntryInfix)));
-    }
-
     /// <summary>Remembers that a write of <paramref name="key"/> (or an eviction of a tag) may not have reached Redis.</summary>
     /// <returns>Whether the record was kept; <see cref="RecordOutcome.OverflowStarted"/> is returned once per outage.</returns>
-    public RecordOutcome Record(InvalidationKind kind, string key)
+    public RecordOutcome Record(KeyKind kind, string key)
     {
         Debug.Assert(key is not null);
         var records = RecordsOf(kind);
@@ -160,13 +123,13 @@ internal sealed partial class PendingInvalidations
     }
 
     /// <summary>Whether a record of <paramref name="key"/> is waiting (for tests and diagnostics).</summary>
-    internal bool Contains(InvalidationKind kind, string key) => RecordsOf(kind).ContainsKey(key);
+    internal bool Contains(KeyKind kind, string key) => RecordsOf(kind).ContainsKey(key);
 
-    private ConcurrentDictionary<string, long> RecordsOf(InvalidationKind kind) => kind switch
+    private ConcurrentDictionary<string, long> RecordsOf(KeyKind kind) => kind switch
     {
-        InvalidationKind.CacheKey => _cacheKeys,
-        InvalidationKind.OutputCacheEntry => _outputEntries,
-        InvalidationKind.OutputCacheTag => _outputTags,
+        KeyKind.CacheKey => _cacheKeys,
+        KeyKind.OutputCacheEntry => _outputEntries,
+        KeyKind.OutputCacheTag => _outputTags,
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
@@ -178,6 +141,4 @@ internal sealed partial class PendingInvalidations
             Interlocked.Decrement(ref _count);
         }
     }
-
-    private sealed record OutputCachePrefix(string InstanceName, RedisKey EntryPrefix);
 }

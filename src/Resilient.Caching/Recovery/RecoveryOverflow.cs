@@ -15,7 +15,7 @@ internal enum RecordOutcome
 
 /// <summary>
 /// Counts the records that did not fit, for both bounded sets (<see cref="PendingInvalidations"/> and
-/// <see cref="FabricatedMisses"/>): a single drop is enough to lose the guarantee, so the two share one notice per
+/// <see cref="MadeUpMisses"/>): a single drop is enough to lose the guarantee, so the two share one notice per
 /// outage and one total.
 /// </summary>
 internal sealed class RecoveryOverflow

@@ -1,62 +1,67 @@
+using Resilient.Caching.Outages;
+
 namespace Resilient.Caching.Topology;
 
 /// <summary>
-/// One primary's hash slots in a Redis Cluster, with an unavailable window of its own: a failure of that primary
-/// keeps only its keys off Redis. Known by its first slot, which a failover does not change: the promoted replica
-/// takes over the same shard, window and all.
+/// Keys that share an unavailable window: one primary's hash slots in a Redis Cluster, or every key of a single
+/// server or Sentinel deployment (<see cref="ShardMap.Deployment"/>). A cluster shard is known by its first slot,
+/// which a failover does not change: the promoted replica takes over the same shard, window and all.
 /// </summary>
+/// <remarks>
+/// Its layout (primary, slots, replica, probe key) is changed only by <see cref="ShardMap"/>; the replica readers
+/// pause and resume its replica reads. Every field is read lock-free.
+/// </remarks>
 internal sealed class Shard
 {
-    private string _serverAddress;
-    private long _replicaReadsOffUntil;
+    private Layout _layout;
+    private long _replicaReadsPausedUntil;
     private bool _retired;
 
-    private string _probeKey;
-
-    public Shard(int firstSlot, WindowController controller, string probeKey, string serverAddress)
+    public Shard(int firstSlot, WindowController controller, string probeKey, bool isDeployment = false)
     {
         FirstSlot = firstSlot;
         Controller = controller;
-        _probeKey = probeKey;
-        _serverAddress = serverAddress;
-        Slots = string.Empty;
+        IsDeployment = isDeployment;
+        _layout = new Layout(string.Empty, string.Empty, false, probeKey);
     }
 
     public int FirstSlot { get; }
 
+    /// <summary>Gets the shard's unavailable window.</summary>
     public WindowController Controller { get; }
 
-    /// <summary>Gets or sets a key of the cache's own in one of this shard's slots, for the probe's short-lived write.</summary>
-    public string ProbeKey
-    {
-        get => Volatile.Read(ref _probeKey);
-        set => Volatile.Write(ref _probeKey, value);
-    }
+    /// <summary>Gets a value indicating whether this is the window of the whole deployment rather than of one cluster primary.</summary>
+    public bool IsDeployment { get; }
 
-    /// <summary>The primary serving the shard, as <c>host:port</c> (the promoted replica after a failover).</summary>
-    public string ServerAddress
-    {
-        get => Volatile.Read(ref _serverAddress);
-        set => Volatile.Write(ref _serverAddress, value);
-    }
+    /// <summary>Gets a key of the cache's own in one of this shard's slots, for the probe's short-lived write.</summary>
+    public string ProbeKey => Volatile.Read(ref _layout).ProbeKey;
 
-    /// <summary>The slot ranges, as Redis writes them (<c>0-5460</c>).</summary>
-    public string Slots { get; set; }
+    /// <summary>Gets the primary serving the shard, as <c>host:port</c> (the promoted replica after a failover).</summary>
+    public string ServerAddress => Volatile.Read(ref _layout).ServerAddress;
 
-    /// <summary>Whether the shard has a replica that may serve reads while its primary is out.</summary>
-    public bool HasReplica { get; set; }
+    /// <summary>Gets the slot ranges, as Redis writes them (<c>0-5460</c>).</summary>
+    public string Slots => Volatile.Read(ref _layout).Slots;
 
-    /// <summary>Gets or sets a value indicating whether the shard left the layout (its slots now belong to other primaries).</summary>
-    public bool Retired
-    {
-        get => Volatile.Read(ref _retired);
-        set => Volatile.Write(ref _retired, value);
-    }
+    /// <summary>Gets a value indicating whether the shard has a replica that may serve reads while its primary is out.</summary>
+    public bool HasReplica => Volatile.Read(ref _layout).HasReplica;
 
-    /// <summary>Replica reads failed: none until this timestamp (the controller's clock).</summary>
-    public long ReplicaReadsOffUntil
-    {
-        get => Volatile.Read(ref _replicaReadsOffUntil);
-        set => Volatile.Write(ref _replicaReadsOffUntil, value);
-    }
+    /// <summary>Gets a value indicating whether the shard left the layout (its slots now belong to other primaries).</summary>
+    public bool Retired => Volatile.Read(ref _retired);
+
+    /// <summary>The timestamp (the window's clock) until which replica reads are paused after one failed; 0 when they are not.</summary>
+    public long ReplicaReadsPausedUntil => Volatile.Read(ref _replicaReadsPausedUntil);
+
+    /// <summary>Describes the shard in a log line: empty for the deployment's window.</summary>
+    public string Describe(string reason) => IsDeployment ? reason : $"{reason} on shard {ServerAddress} (slots {Slots})";
+
+    internal void Relayout(string serverAddress, string slots, bool hasReplica, string? probeKey) =>
+        Volatile.Write(ref _layout, new Layout(serverAddress, slots, hasReplica, probeKey ?? ProbeKey));
+
+    internal void Retire() => Volatile.Write(ref _retired, true);
+
+    internal void PauseReplicaReads(long until) => Volatile.Write(ref _replicaReadsPausedUntil, until);
+
+    internal void ResumeReplicaReads() => Volatile.Write(ref _replicaReadsPausedUntil, 0);
+
+    private sealed record Layout(string ServerAddress, string Slots, bool HasReplica, string ProbeKey);
 }

@@ -1,18 +1,19 @@
 using System.Net;
 using System.Text;
-using Resilient.Caching.Recovery;
+using Resilient.Caching.Outages;
+using Resilient.Caching.Storage;
 using StackExchange.Redis;
 
 namespace Resilient.Caching.Topology;
 
 /// <summary>
 /// Which unavailable window a key belongs to. A single server or a Sentinel deployment has one window for every key
-/// (<see cref="Whole"/>); a Redis Cluster has one per primary (<see cref="Shards"/>), so that one primary's failure
+/// (<see cref="Deployment"/>); a Redis Cluster has one per primary (<see cref="Shards"/>), so that one primary's failure
 /// keeps only its own slots off Redis. The cluster's layout is read from the client's view of the topology when the
 /// connection is made and whenever the client reports a change.
 /// </summary>
 /// <remarks>
-/// <see cref="Whole"/> still serves a cluster for what belongs to no single primary: waiting for a connection, a
+/// <see cref="Deployment"/> still serves a cluster for what belongs to no single primary: waiting for a connection, a
 /// PING, a tag eviction. The hot path asks <see cref="AnyShardOut"/> (one volatile read) before it hashes a key.
 /// </remarks>
 internal sealed class ShardMap
@@ -20,29 +21,25 @@ internal sealed class ShardMap
     private const string ProbeKeySuffix = "__resilient_caching_probe";
     private const ushort NoShard = ushort.MaxValue;
 
-    private readonly Func<Action<bool>, WindowController> _newController;
-    private readonly string _instanceName;
-    private readonly byte[] _cachePrefix;
+    private readonly Func<Action<bool>, WindowController> _newWindow;
+    private readonly StoredKeys _keys;
     private readonly Lock _lock = new();
-    private byte[] _outputEntryPrefix;
     private Layout _layout = new([], null);
     private int _shardsOut;
     private int _replicated;
 
-    /// <param name="instanceName">The distributed cache's key prefix.</param>
-    /// <param name="whole">The window of every key that belongs to no shard (all of them outside a cluster).</param>
-    /// <param name="newController">Creates a shard's window, given what to call when it stops or starts being available.</param>
-    public ShardMap(string? instanceName, WindowController whole, Func<Action<bool>, WindowController> newController)
+    /// <param name="keys">Where the stock components keep their keys (the prefixes a key is hashed with).</param>
+    /// <param name="deployment">The window of every key that belongs to no shard (all of them outside a cluster).</param>
+    /// <param name="newWindow">Creates a shard's window, given what to call when it stops or starts being available.</param>
+    public ShardMap(StoredKeys keys, WindowController deployment, Func<Action<bool>, WindowController> newWindow)
     {
-        _instanceName = instanceName ?? string.Empty;
-        _cachePrefix = Encoding.UTF8.GetBytes(_instanceName);
-        _outputEntryPrefix = Encoding.UTF8.GetBytes(_instanceName + PendingInvalidations.OutputCacheEntryInfix);
-        _newController = newController;
-        Whole = new Shard(-1, whole, _instanceName + ProbeKeySuffix, string.Empty);
+        _keys = keys;
+        _newWindow = newWindow;
+        Deployment = new Shard(-1, deployment, keys.CacheInstanceName + ProbeKeySuffix, isDeployment: true);
     }
 
-    /// <summary>Gets the window of everything outside a cluster, and of what belongs to no single primary in one.</summary>
-    public Shard Whole { get; }
+    /// <summary>Gets the window of the whole deployment: every key outside a cluster, and what belongs to no single primary in one.</summary>
+    public Shard Deployment { get; }
 
     /// <summary>Gets a value indicating whether Redis is a cluster whose primaries have windows of their own.</summary>
     public bool IsCluster => Volatile.Read(ref _layout).Owner is not null;
@@ -60,26 +57,21 @@ internal sealed class ShardMap
     /// <summary>Gets the shards of a cluster, by first slot; empty otherwise.</summary>
     public IReadOnlyList<Shard> Shards => Volatile.Read(ref _layout).Shards;
 
-    /// <summary>Tells where the output-cache store writes its entries (its <c>InstanceName</c> may differ).</summary>
-    public void UseOutputCache(string? instanceName) =>
-        Volatile.Write(ref _outputEntryPrefix, Encoding.UTF8.GetBytes((instanceName ?? string.Empty) + PendingInvalidations.OutputCacheEntryInfix));
-
     /// <summary>The shard whose primary holds <paramref name="key"/>; null outside a cluster, and for what has no single key (a tag).</summary>
-    public Shard? ShardOf(InvalidationKind kind, string? key)
+    public Shard? ShardOf(KeyKind kind, string? key)
     {
         var layout = Volatile.Read(ref _layout);
-        if (layout.Owner is null || key is null || kind == InvalidationKind.OutputCacheTag)
+        if (layout.Owner is null || key is null || kind == KeyKind.OutputCacheTag)
         {
             return null;
         }
 
-        var prefix = kind == InvalidationKind.CacheKey ? _cachePrefix : Volatile.Read(ref _outputEntryPrefix);
-        var index = layout.Owner[HashSlot.Of(prefix, key)];
+        var index = layout.Owner[HashSlot.Of(_keys.PrefixOf(kind), key)];
         return index == NoShard ? null : layout.Shards[index];
     }
 
     /// <summary>Whether a record belongs to <paramref name="shard"/> (for the shard's replay after its outage).</summary>
-    public bool Holds(Shard shard, InvalidationKind kind, string key) => ReferenceEquals(ShardOf(kind, key), shard);
+    public bool Holds(Shard shard, KeyKind kind, string key) => ReferenceEquals(ShardOf(kind, key), shard);
 
     /// <summary>Reads the layout from the client's view of the topology.</summary>
     public void Refresh(IConnectionMultiplexer multiplexer)
@@ -125,16 +117,11 @@ internal sealed class ShardMap
             {
                 var (primary, first) = ordered[i];
                 var shard = Array.Find(old.Shards, s => s.FirstSlot == first) ?? NewShard(first, primary.Slots);
-                shard.ServerAddress = primary.Address;
                 var slots = string.Join(",", primary.Slots.Select(static r => r.From == r.To ? $"{r.From}" : $"{r.From}-{r.To}"));
-                if (shard.Slots.Length != 0 && shard.Slots != slots)
-                {
-                    // Resharded: the probe's key must lie in the slots the shard serves now.
-                    shard.ProbeKey = ProbeKeyIn(primary.Slots);
-                }
 
-                shard.Slots = slots;
-                shard.HasReplica = primary.HasReplica;
+                // Resharded: the probe's key must lie in the slots the shard serves now.
+                var probeKey = shard.Slots.Length != 0 && shard.Slots != slots ? ProbeKeyIn(primary.Slots) : null;
+                shard.Relayout(primary.Address, slots, primary.HasReplica, probeKey);
                 foreach (var range in primary.Slots)
                 {
                     owner.AsSpan(range.From, range.To - range.From + 1).Fill((ushort)i);
@@ -147,7 +134,7 @@ internal sealed class ShardMap
             {
                 // Its slots moved to other primaries (a resharding): it can no longer be probed, so it no longer counts
                 // as out. Its records are applied by the shards that now serve its keys.
-                retired.Retired = true;
+                retired.Retire();
                 if (!retired.Controller.IsAvailable)
                 {
                     Interlocked.Decrement(ref _shardsOut);
@@ -162,14 +149,14 @@ internal sealed class ShardMap
     private Shard NewShard(int first, IReadOnlyList<SlotRange> slots)
     {
         Shard? shard = null;
-        var controller = _newController(available =>
+        var controller = _newWindow(available =>
         {
             if (shard is { Retired: false })
             {
                 Interlocked.Add(ref _shardsOut, available ? -1 : 1);
             }
         });
-        shard = new Shard(first, controller, ProbeKeyIn(slots), string.Empty);
+        shard = new Shard(first, controller, ProbeKeyIn(slots));
         return shard;
     }
 
@@ -179,7 +166,7 @@ internal sealed class ShardMap
     /// </summary>
     private string ProbeKeyIn(IReadOnlyList<SlotRange> slots)
     {
-        var name = _instanceName + ProbeKeySuffix;
+        var name = _keys.CacheInstanceName + ProbeKeySuffix;
         if (HashSlot.Of(Encoding.UTF8.GetBytes(name + "{0}")) == HashSlot.Of(Encoding.UTF8.GetBytes(name + "{1}")))
         {
             // The prefix carries the hash tag.

@@ -6,6 +6,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using Resilient.Caching.IntegrationTests.Infrastructure;
 using Resilient.Caching.Recovery;
+using Resilient.Caching.Storage;
 using StackExchange.Redis;
 using Xunit;
 
@@ -55,8 +56,8 @@ public sealed class ReplayTests : IAsyncLifetime
         await WriteAsync(otherApp, recorded.Take(1_000)); // same keys, another application's prefix
         Assert.Equal(count + 2_000, await DbSizeAsync());
 
-        var pending = new PendingInvalidations(100_000, InstanceName, purgeOnOverflow: false, TimeSpan.FromMinutes(5), TimeProvider.System);
-        recorded.ForEach(k => Assert.Equal(RecordOutcome.Recorded, pending.Record(InvalidationKind.CacheKey, k)));
+        var pending = new PendingInvalidations(100_000, new StoredKeys(InstanceName), purgeOnOverflow: false, TimeSpan.FromMinutes(5), TimeProvider.System);
+        recorded.ForEach(k => Assert.Equal(RecordOutcome.Recorded, pending.Record(KeyKind.CacheKey, k)));
 
         // A single server puts every key in the same slot: batches stay full.
         Assert.Single(recorded.Take(5_000).Select(k => _connection.HashSlot(InstanceName + k)).Distinct());
@@ -86,10 +87,9 @@ public sealed class ReplayTests : IAsyncLifetime
         await store.SetAsync("/tagged-2", Value, ["products"], TimeSpan.FromMinutes(10), Ct);
         await store.SetAsync("/entry", Value, null, TimeSpan.FromMinutes(10), Ct);
         await store.SetAsync("/untouched", Value, ["other"], TimeSpan.FromMinutes(10), Ct);
-        var pending = new PendingInvalidations(100, InstanceName, purgeOnOverflow: false, TimeSpan.FromMinutes(5), TimeProvider.System);
-        pending.UseOutputCache("pages:");
-        pending.Record(InvalidationKind.OutputCacheEntry, "/entry");
-        pending.Record(InvalidationKind.OutputCacheTag, "products");
+        var pending = new PendingInvalidations(100, new StoredKeys(InstanceName, "pages:"), purgeOnOverflow: false, TimeSpan.FromMinutes(5), TimeProvider.System);
+        pending.Record(KeyKind.OutputCacheEntry, "/entry");
+        pending.Record(KeyKind.OutputCacheTag, "products");
 
         var result = await pending.ReplayAsync(Database, store.EvictByTagAsync, cancellationToken: Ct);
 
@@ -111,8 +111,8 @@ public sealed class ReplayTests : IAsyncLifetime
         using var stock = new RedisCache(Options.Create(new RedisCacheOptions { Configuration = old.ConnectionString, InstanceName = InstanceName }));
         var recorded = Keys("k", 3_000);
         await WriteAsync(stock, recorded.Append("kept"));
-        var pending = new PendingInvalidations(10_000, InstanceName, purgeOnOverflow: false, TimeSpan.FromMinutes(5), TimeProvider.System);
-        recorded.ForEach(k => pending.Record(InvalidationKind.CacheKey, k));
+        var pending = new PendingInvalidations(10_000, new StoredKeys(InstanceName), purgeOnOverflow: false, TimeSpan.FromMinutes(5), TimeProvider.System);
+        recorded.ForEach(k => pending.Record(KeyKind.CacheKey, k));
 
         var result = await pending.ReplayAsync(connection.GetDatabase(), evictTag: null, cancellationToken: Ct);
 
@@ -130,8 +130,8 @@ public sealed class ReplayTests : IAsyncLifetime
         using var stock = StockCache(InstanceName);
         var recorded = Keys("k", count);
         await WriteAsync(stock, recorded);
-        var pending = new PendingInvalidations(count, InstanceName, purgeOnOverflow: false, TimeSpan.FromMinutes(5), TimeProvider.System);
-        recorded.ForEach(k => pending.Record(InvalidationKind.CacheKey, k));
+        var pending = new PendingInvalidations(count, new StoredKeys(InstanceName), purgeOnOverflow: false, TimeSpan.FromMinutes(5), TimeProvider.System);
+        recorded.ForEach(k => pending.Record(KeyKind.CacheKey, k));
 
         var replay = pending.ReplayAsync(Database, evictTag: null, cancellationToken: Ct);
 
@@ -162,7 +162,7 @@ public sealed class ReplayTests : IAsyncLifetime
         Assert.InRange(left, 1, count - 1);
 
         // Nothing forgotten that Redis did not delete (a batch that ran but whose reply timed out stays: deleting twice is harmless).
-        var forgotten = recorded.Where(k => !pending.Contains(InvalidationKind.CacheKey, k)).Select(k => (RedisKey)(InstanceName + k)).ToList();
+        var forgotten = recorded.Where(k => !pending.Contains(KeyKind.CacheKey, k)).Select(k => (RedisKey)(InstanceName + k)).ToList();
         Assert.Equal(0, await ExistingAsync(forgotten));
 
         // The next probe finishes the job.
@@ -193,14 +193,13 @@ public sealed class ReplayTests : IAsyncLifetime
         Assert.NotNull(await otherOutput.GetAsync("/page", Ct));
         var before = await DbSizeAsync();
 
-        var pending = new PendingInvalidations(10, InstanceName, purgeOnOverflow: true, TimeSpan.FromMinutes(5), TimeProvider.System);
-        pending.UseOutputCache("pages:");
+        var pending = new PendingInvalidations(10, new StoredKeys(InstanceName, "pages:"), purgeOnOverflow: true, TimeSpan.FromMinutes(5), TimeProvider.System);
         foreach (var key in Keys("k", 10))
         {
-            pending.Record(InvalidationKind.CacheKey, key);
+            pending.Record(KeyKind.CacheKey, key);
         }
 
-        Assert.Equal(RecordOutcome.OverflowStarted, pending.Record(InvalidationKind.CacheKey, "k10"));
+        Assert.Equal(RecordOutcome.OverflowStarted, pending.Record(KeyKind.CacheKey, "k10"));
         var result = await pending.ReplayAsync(Database, output.EvictByTagAsync, cancellationToken: Ct);
 
         Assert.True(result.Purged);

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Globalization;
 using Microsoft.Extensions.Time.Testing;
 using Resilient.Caching.Recovery;
+using Resilient.Caching.Storage;
 using StackExchange.Redis;
 
 namespace Resilient.Caching.Tests.Recovery;
@@ -17,14 +18,14 @@ public sealed class PendingInvalidationsTests
     {
         var pending = Create();
 
-        Assert.Equal(RecordOutcome.Recorded, pending.Record(InvalidationKind.CacheKey, "a"));
-        Assert.Equal(RecordOutcome.Recorded, pending.Record(InvalidationKind.CacheKey, "a"));
-        pending.Record(InvalidationKind.OutputCacheEntry, "a");
-        pending.Record(InvalidationKind.OutputCacheTag, "a");
+        Assert.Equal(RecordOutcome.Recorded, pending.Record(KeyKind.CacheKey, "a"));
+        Assert.Equal(RecordOutcome.Recorded, pending.Record(KeyKind.CacheKey, "a"));
+        pending.Record(KeyKind.OutputCacheEntry, "a");
+        pending.Record(KeyKind.OutputCacheTag, "a");
 
         Assert.Equal(3, pending.Count);
-        Assert.True(pending.Contains(InvalidationKind.CacheKey, "a"));
-        Assert.False(pending.Contains(InvalidationKind.CacheKey, "b"));
+        Assert.True(pending.Contains(KeyKind.CacheKey, "a"));
+        Assert.False(pending.Contains(KeyKind.CacheKey, "b"));
     }
 
     [Fact]
@@ -32,12 +33,12 @@ public sealed class PendingInvalidationsTests
     {
         var pending = Create();
         var key = "session:" + Guid.NewGuid();
-        pending.Record(InvalidationKind.CacheKey, key);
+        pending.Record(KeyKind.CacheKey, key);
 
         var before = GC.GetAllocatedBytesForCurrentThread();
         for (var i = 0; i < 1000; i++)
         {
-            pending.Record(InvalidationKind.CacheKey, key);
+            pending.Record(KeyKind.CacheKey, key);
         }
 
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
@@ -49,17 +50,17 @@ public sealed class PendingInvalidationsTests
         var pending = Create(capacity: 3);
         foreach (var key in new[] { "a", "b", "c" })
         {
-            Assert.Equal(RecordOutcome.Recorded, pending.Record(InvalidationKind.CacheKey, key));
+            Assert.Equal(RecordOutcome.Recorded, pending.Record(KeyKind.CacheKey, key));
         }
 
-        Assert.Equal(RecordOutcome.Recorded, pending.Record(InvalidationKind.CacheKey, "a")); // already there: needs no room
-        Assert.Equal(RecordOutcome.OverflowStarted, pending.Record(InvalidationKind.CacheKey, "d"));
-        Assert.Equal(RecordOutcome.Dropped, pending.Record(InvalidationKind.OutputCacheTag, "e"));
+        Assert.Equal(RecordOutcome.Recorded, pending.Record(KeyKind.CacheKey, "a")); // already there: needs no room
+        Assert.Equal(RecordOutcome.OverflowStarted, pending.Record(KeyKind.CacheKey, "d"));
+        Assert.Equal(RecordOutcome.Dropped, pending.Record(KeyKind.OutputCacheTag, "e"));
 
         Assert.Equal(3, pending.Count);
         Assert.Equal(2, pending.Overflow.Dropped);
         Assert.True(pending.Overflow.Overflowed);
-        Assert.False(pending.Contains(InvalidationKind.CacheKey, "d"));
+        Assert.False(pending.Contains(KeyKind.CacheKey, "d"));
     }
 
     [Fact]
@@ -67,10 +68,10 @@ public sealed class PendingInvalidationsTests
     {
         var pending = Create(capacity: 2);
         var redis = new FakeRedisDatabase();
-        pending.Record(InvalidationKind.CacheKey, "a");
-        pending.Record(InvalidationKind.CacheKey, "b");
-        Assert.Equal(RecordOutcome.OverflowStarted, pending.Record(InvalidationKind.CacheKey, "c"));
-        Assert.Equal(RecordOutcome.Dropped, pending.Record(InvalidationKind.CacheKey, "d"));
+        pending.Record(KeyKind.CacheKey, "a");
+        pending.Record(KeyKind.CacheKey, "b");
+        Assert.Equal(RecordOutcome.OverflowStarted, pending.Record(KeyKind.CacheKey, "c"));
+        Assert.Equal(RecordOutcome.Dropped, pending.Record(KeyKind.CacheKey, "d"));
 
         var result = await pending.ReplayAsync(redis.Database, evictTag: null, cancellationToken: Ct);
 
@@ -81,9 +82,9 @@ public sealed class PendingInvalidationsTests
         Assert.Equal(2, pending.Overflow.Dropped);
 
         // The next outage that overflows is reported again.
-        pending.Record(InvalidationKind.CacheKey, "e");
-        pending.Record(InvalidationKind.CacheKey, "f");
-        Assert.Equal(RecordOutcome.OverflowStarted, pending.Record(InvalidationKind.CacheKey, "g"));
+        pending.Record(KeyKind.CacheKey, "e");
+        pending.Record(KeyKind.CacheKey, "f");
+        Assert.Equal(RecordOutcome.OverflowStarted, pending.Record(KeyKind.CacheKey, "g"));
     }
 
     [Fact]
@@ -102,12 +103,11 @@ public sealed class PendingInvalidationsTests
     [Fact]
     public async Task Replay_UnlinksEveryKeyUnderItsPrefix_InPipelinedBatches_AndEvictsTags()
     {
-        var pending = Create(instanceName: "app:");
-        pending.UseOutputCache("pages:");
+        var pending = Create(instanceName: "app:", outputInstanceName: "pages:");
         var keys = Enumerable.Range(0, 2500).Select(i => "k" + i.ToString(CultureInfo.InvariantCulture)).ToList();
-        keys.ForEach(k => pending.Record(InvalidationKind.CacheKey, k));
-        pending.Record(InvalidationKind.OutputCacheEntry, "/home");
-        pending.Record(InvalidationKind.OutputCacheTag, "products");
+        keys.ForEach(k => pending.Record(KeyKind.CacheKey, k));
+        pending.Record(KeyKind.OutputCacheEntry, "/home");
+        pending.Record(KeyKind.OutputCacheTag, "products");
         var evicted = new List<string>();
         var redis = new FakeRedisDatabase();
 
@@ -139,7 +139,7 @@ public sealed class PendingInvalidationsTests
         var pending = Create();
         for (var i = 0; i < 10 * PendingInvalidations.BatchSize; i++)
         {
-            pending.Record(InvalidationKind.CacheKey, i.ToString(CultureInfo.InvariantCulture));
+            pending.Record(KeyKind.CacheKey, i.ToString(CultureInfo.InvariantCulture));
         }
 
         var redis = new FakeRedisDatabase();
@@ -175,8 +175,8 @@ public sealed class PendingInvalidationsTests
     {
         var pending = Create(instanceName: "app:");
         var keys = Enumerable.Range(0, 8000).Select(i => i.ToString(CultureInfo.InvariantCulture)).ToList();
-        keys.ForEach(k => pending.Record(InvalidationKind.CacheKey, k));
-        pending.Record(InvalidationKind.OutputCacheTag, "never-reached");
+        keys.ForEach(k => pending.Record(KeyKind.CacheKey, k));
+        pending.Record(KeyKind.OutputCacheTag, "never-reached");
         var redis = new FakeRedisDatabase();
         redis.Reply = async (call, keys) =>
         {
@@ -196,10 +196,10 @@ public sealed class PendingInvalidationsTests
         foreach (var key in keys)
         {
             // Applied batches are forgotten; the failed batch and the ones never sent stay.
-            Assert.Equal(!applied.Contains("app:" + key), pending.Contains(InvalidationKind.CacheKey, key));
+            Assert.Equal(!applied.Contains("app:" + key), pending.Contains(KeyKind.CacheKey, key));
         }
 
-        Assert.True(pending.Contains(InvalidationKind.OutputCacheTag, "never-reached"));
+        Assert.True(pending.Contains(KeyKind.OutputCacheTag, "never-reached"));
         Assert.Null(pending.LastReplay);
 
         // The next probe applies the rest.
@@ -213,8 +213,8 @@ public sealed class PendingInvalidationsTests
     public async Task AFailedTagEviction_KeepsThatTagAndTheOnesAfterIt()
     {
         var pending = Create();
-        pending.Record(InvalidationKind.OutputCacheTag, "a");
-        pending.Record(InvalidationKind.OutputCacheTag, "b");
+        pending.Record(KeyKind.OutputCacheTag, "a");
+        pending.Record(KeyKind.OutputCacheTag, "b");
         var evicted = new List<string>();
         var calls = 0;
 
@@ -231,23 +231,23 @@ public sealed class PendingInvalidationsTests
 
         Assert.Single(evicted);
         Assert.Equal(1, pending.Count);
-        Assert.False(pending.Contains(InvalidationKind.OutputCacheTag, evicted[0]));
+        Assert.False(pending.Contains(KeyKind.OutputCacheTag, evicted[0]));
     }
 
     [Fact]
     public async Task AKeyRecordedAgainWhileItsBatchIsOut_IsAppliedAgainByTheNextRound()
     {
         var pending = Create(instanceName: "app:");
-        pending.Record(InvalidationKind.CacheKey, "a");
-        pending.Record(InvalidationKind.CacheKey, "b");
+        pending.Record(KeyKind.CacheKey, "a");
+        pending.Record(KeyKind.CacheKey, "b");
         var redis = new FakeRedisDatabase();
         redis.Reply = (call, keys) =>
         {
             if (call == 0)
             {
                 // Another caller's write of "a" is skipped while the first UNLINK is on its way, and "c" is new.
-                pending.Record(InvalidationKind.CacheKey, "a");
-                pending.Record(InvalidationKind.CacheKey, "c");
+                pending.Record(KeyKind.CacheKey, "a");
+                pending.Record(KeyKind.CacheKey, "c");
             }
 
             return Task.FromResult(RedisResult.Create(keys.Length));
@@ -267,11 +267,11 @@ public sealed class PendingInvalidationsTests
     public async Task ARecordMadeDuringAReplayThatThenFails_IsKept()
     {
         var pending = Create();
-        pending.Record(InvalidationKind.CacheKey, "a");
+        pending.Record(KeyKind.CacheKey, "a");
         var redis = new FakeRedisDatabase();
         redis.Reply = (call, keys) =>
         {
-            pending.Record(InvalidationKind.CacheKey, "a");
+            pending.Record(KeyKind.CacheKey, "a");
             return call == 0
                 ? Task.FromResult(RedisResult.Create(keys.Length))
                 : Task.FromException<RedisResult>(new RedisConnectionException(ConnectionFailureType.SocketFailure, CommandFlags.None, "test", null, CommandStatus.Sent));
@@ -279,7 +279,7 @@ public sealed class PendingInvalidationsTests
 
         await Assert.ThrowsAsync<RedisConnectionException>(() => pending.ReplayAsync(redis.Database, evictTag: null, cancellationToken: Ct));
 
-        Assert.True(pending.Contains(InvalidationKind.CacheKey, "a"));
+        Assert.True(pending.Contains(KeyKind.CacheKey, "a"));
         Assert.Equal(1, pending.Count);
     }
 
@@ -287,11 +287,11 @@ public sealed class PendingInvalidationsTests
     public async Task RecordsKeepArriving_TheReplayStopsAfterItsRounds_AndReportsWhatRemains()
     {
         var pending = Create();
-        pending.Record(InvalidationKind.CacheKey, "first");
+        pending.Record(KeyKind.CacheKey, "first");
         var redis = new FakeRedisDatabase();
         redis.Reply = (call, keys) =>
         {
-            pending.Record(InvalidationKind.CacheKey, "late" + call.ToString(CultureInfo.InvariantCulture));
+            pending.Record(KeyKind.CacheKey, "late" + call.ToString(CultureInfo.InvariantCulture));
             return Task.FromResult(RedisResult.Create(keys.Length));
         };
 
@@ -335,7 +335,7 @@ public sealed class PendingInvalidationsTests
                 // Half the keys are shared by all callers, so records of the same key race with each other and with the replay.
                 var key = i % 2 == 0 ? "shared" + i.ToString(CultureInfo.InvariantCulture) : $"own{caller}-{i}";
                 recordedAt[key] = Interlocked.Increment(ref clock);
-                Assert.Equal(RecordOutcome.Recorded, pending.Record(InvalidationKind.CacheKey, key));
+                Assert.Equal(RecordOutcome.Recorded, pending.Record(KeyKind.CacheKey, key));
             }
         }, Ct, TaskCreationOptions.LongRunning, TaskScheduler.Default)).ToArray();
 
@@ -353,7 +353,7 @@ public sealed class PendingInvalidationsTests
         // A key no longer recorded was unlinked by a command sent after its latest record began.
         foreach (var (key, at) in recordedAt)
         {
-            if (!pending.Contains(InvalidationKind.CacheKey, key))
+            if (!pending.Contains(KeyKind.CacheKey, key))
             {
                 Assert.True(unlinkedAt.TryGetValue(key, out var sent) && sent.Any(s => s > at), $"the record of {key} was lost");
             }
@@ -368,7 +368,7 @@ public sealed class PendingInvalidationsTests
     public async Task Replay_MeasuresItsDuration_WithTheTimeProvider()
     {
         var pending = Create();
-        pending.Record(InvalidationKind.CacheKey, "a");
+        pending.Record(KeyKind.CacheKey, "a");
         var redis = new FakeRedisDatabase();
         redis.Reply = (_, keys) =>
         {
@@ -387,7 +387,7 @@ public sealed class PendingInvalidationsTests
         var pending = Create();
         for (var i = 0; i < 3 * PendingInvalidations.BatchSize; i++)
         {
-            pending.Record(InvalidationKind.CacheKey, i.ToString(CultureInfo.InvariantCulture));
+            pending.Record(KeyKind.CacheKey, i.ToString(CultureInfo.InvariantCulture));
         }
 
         var redis = new FakeRedisDatabase();
@@ -407,7 +407,7 @@ public sealed class PendingInvalidationsTests
     {
         var pending = Create(instanceName: "app:");
         var keys = Enumerable.Range(0, 3000).Select(i => i.ToString(CultureInfo.InvariantCulture)).ToList();
-        keys.ForEach(k => pending.Record(InvalidationKind.CacheKey, k));
+        keys.ForEach(k => pending.Record(KeyKind.CacheKey, k));
         var redis = new FakeRedisDatabase { Slot = key => key.Length + (key[^1] % 3) };
 
         var result = await pending.ReplayAsync(redis.Database, evictTag: null, cancellationToken: Ct);
@@ -423,11 +423,10 @@ public sealed class PendingInvalidationsTests
     [Fact]
     public async Task Overflow_WithThePurge_ScansAndUnlinksThePrefixes_InsteadOfTheRecords()
     {
-        var pending = Create(capacity: 2, instanceName: "app:", purge: true);
-        pending.UseOutputCache("pages:");
-        pending.Record(InvalidationKind.CacheKey, "a");
-        pending.Record(InvalidationKind.OutputCacheTag, "t");
-        pending.Record(InvalidationKind.CacheKey, "dropped");
+        var pending = Create(capacity: 2, instanceName: "app:", purge: true, outputInstanceName: "pages:");
+        pending.Record(KeyKind.CacheKey, "a");
+        pending.Record(KeyKind.OutputCacheTag, "t");
+        pending.Record(KeyKind.CacheKey, "dropped");
         var redis = new FakeRedisDatabase();
         redis.ScanYields(("app:*", ["app:a", "app:x", "app:y"]), ("pages:__MSOC*", ["pages:__MSOCV_/", "pages:__MSOCT_t"]));
         var evicted = 0;
@@ -448,7 +447,7 @@ public sealed class PendingInvalidationsTests
     public async Task WithoutAnOverflow_ThePurgeDoesNotRun()
     {
         var pending = Create(instanceName: "app:", purge: true);
-        pending.Record(InvalidationKind.CacheKey, "a");
+        pending.Record(KeyKind.CacheKey, "a");
         var redis = new FakeRedisDatabase();
 
         var result = await pending.ReplayAsync(redis.Database, evictTag: null, cancellationToken: Ct);
@@ -464,11 +463,7 @@ public sealed class PendingInvalidationsTests
     [InlineData("a*b?[c]\\:", "", new[] { "a\\*b\\?\\[c\\]\\\\:*", "__MSOC*" })]
     public void PurgePatterns_CoverThePrefixes_AndMatchThemLiterally(string instanceName, string? outputInstanceName, string[] expected)
     {
-        var pending = Create(instanceName: instanceName, purge: true);
-        if (outputInstanceName is not null)
-        {
-            pending.UseOutputCache(outputInstanceName);
-        }
+        var pending = Create(instanceName: instanceName, purge: true, outputInstanceName: outputInstanceName);
 
         Assert.Equal(expected, pending.PurgePatterns());
     }
@@ -481,6 +476,6 @@ public sealed class PendingInvalidationsTests
         Assert.Throws<ArgumentException>(() => Create(instanceName: instanceName, purge: true));
     }
 
-    private PendingInvalidations Create(int capacity = 100_000, string? instanceName = null, bool purge = false) =>
-        new(capacity, instanceName, purge, TimeSpan.FromMinutes(5), _time);
+    private PendingInvalidations Create(int capacity = 100_000, string? instanceName = null, bool purge = false, string? outputInstanceName = null) =>
+        new(capacity, new StoredKeys(instanceName, outputInstanceName), purge, TimeSpan.FromMinutes(5), _time);
 }

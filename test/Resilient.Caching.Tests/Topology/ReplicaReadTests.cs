@@ -1,6 +1,7 @@
 using System.Buffers;
 using Moq;
 using StackExchange.Redis;
+using Resilient.Caching.Storage;
 
 namespace Resilient.Caching.Tests.Topology;
 
@@ -36,8 +37,8 @@ public sealed class ReplicaReadTests : IDisposable
         Assert.Equal(Value, buffer.WrittenSpan.ToArray());
 
         Assert.Equal(3, _replicaReads);
-        _database.Verify(d => d.HashGet((RedisKey)"k", (RedisValue)"data", CommandFlags.PreferReplica), Times.Exactly(2));
-        Assert.False(_h.Pending.Contains(Resilient.Caching.Recovery.InvalidationKind.CacheKey, "k"));
+        _database.Verify(d => d.HashGet((RedisKey)"app:k", (RedisValue)"data", CommandFlags.PreferReplica), Times.Exactly(2));
+        Assert.False(_h.Pending.Contains(KeyKind.CacheKey, "k"));
         Assert.False(_h.Availability.IsAvailable);
     }
 
@@ -64,7 +65,7 @@ public sealed class ReplicaReadTests : IDisposable
 
         Assert.Equal(Value, _h.Cache.Get("k"));
         _database.Verify(d => d.HashGet(It.IsAny<RedisKey>(), It.IsAny<RedisValue>(), It.IsAny<CommandFlags>()), Times.Exactly(2));
-        Assert.False(_h.Pending.Contains(Resilient.Caching.Recovery.InvalidationKind.CacheKey, "k"));
+        Assert.False(_h.Pending.Contains(KeyKind.CacheKey, "k"));
     }
 
     [Fact]
@@ -80,7 +81,7 @@ public sealed class ReplicaReadTests : IDisposable
         Assert.Equal(1, _replicaReads);
 
         // A made-up miss: remembered like any read that skipped Redis.
-        Assert.True(_h.Pending.Contains(Resilient.Caching.Recovery.InvalidationKind.CacheKey, "a"));
+        Assert.True(_h.Pending.Contains(KeyKind.CacheKey, "a"));
 
         _h.Time.Advance(TimeSpan.FromSeconds(20));
         Assert.Null(_h.Cache.Get("c"));
@@ -116,7 +117,7 @@ public sealed class ReplicaReadTests : IDisposable
         Assert.Equal(Value, _h.Cache.Get("k"));
 
         Assert.Equal(1, _replicaReads);
-        Assert.False(_h.Pending.Contains(Resilient.Caching.Recovery.InvalidationKind.CacheKey, "k"));
+        Assert.False(_h.Pending.Contains(KeyKind.CacheKey, "k"));
         Assert.False(_h.Pending.Misses.IsMarked("k"));
     }
 
@@ -129,7 +130,7 @@ public sealed class ReplicaReadTests : IDisposable
         Assert.Null(_h.Cache.Get("k"));
 
         Assert.Equal(0, _replicaReads);
-        Assert.True(_h.Pending.Contains(Resilient.Caching.Recovery.InvalidationKind.CacheKey, "k"));
+        Assert.True(_h.Pending.Contains(KeyKind.CacheKey, "k"));
     }
 
     [Fact]
@@ -152,10 +153,10 @@ public sealed class ReplicaReadTests : IDisposable
         replica.SetupGet(s => s.IsReplica).Returns(true);
         var multiplexer = new Mock<IConnectionMultiplexer>();
         multiplexer.Setup(m => m.GetServers()).Returns([primary.Object, replica.Object]);
-        _h.Guard.Shards.Refresh(multiplexer.Object);
+        _h.Core.Shards.Refresh(multiplexer.Object);
         _h.Connection.Database = _database.Object;
-        Assert.True(_h.Guard.Shards.IsReplicated);
-        Assert.False(_h.Guard.Shards.IsCluster);
+        Assert.True(_h.Core.Shards.IsReplicated);
+        Assert.False(_h.Core.Shards.IsCluster);
     }
 }
 

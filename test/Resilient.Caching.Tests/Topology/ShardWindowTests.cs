@@ -2,6 +2,7 @@ using System.Text;
 using Resilient.Caching.Recovery;
 using Resilient.Caching.Topology;
 using StackExchange.Redis;
+using Resilient.Caching.Storage;
 
 namespace Resilient.Caching.Tests.Topology;
 
@@ -17,7 +18,7 @@ public sealed class ShardWindowTests : IDisposable
 
     public ShardWindowTests()
     {
-        _map = _h.Guard.Shards;
+        _map = _h.Core.Shards;
         _map.Apply(
         [
             new("10.0.0.2:6379", [new SlotRange(5461, 10922)], HasReplica: false),
@@ -34,12 +35,12 @@ public sealed class ShardWindowTests : IDisposable
         Assert.Equal("0-5460", _map.Shards[0].Slots);
         foreach (var key in Enumerable.Range(0, 200).Select(i => $"key-{i}"))
         {
-            var slot = HashSlot.Of(Encoding.UTF8.GetBytes(key));
+            var slot = HashSlot.Of(Encoding.UTF8.GetBytes("app:" + key)); // the cache stores a key under its InstanceName
             var expected = slot <= 5460 ? 0 : slot <= 10922 ? 1 : 2;
-            Assert.Same(_map.Shards[expected], _map.ShardOf(InvalidationKind.CacheKey, key));
+            Assert.Same(_map.Shards[expected], _map.ShardOf(KeyKind.CacheKey, key));
         }
 
-        Assert.Null(_map.ShardOf(InvalidationKind.OutputCacheTag, "tag"));
+        Assert.Null(_map.ShardOf(KeyKind.OutputCacheTag, "tag"));
         foreach (var shard in _map.Shards)
         {
             var probeSlot = HashSlot.Of(Encoding.UTF8.GetBytes(shard.ProbeKey));
@@ -74,11 +75,11 @@ public sealed class ShardWindowTests : IDisposable
         var (down, _) = KeysOnTwoShards();
         _h.Inner.Fault = Fault.ThrowsSynchronously;
         Assert.Null(_h.Cache.Get(down));
-        var shard = _map.ShardOf(InvalidationKind.CacheKey, down)!;
+        var shard = _map.ShardOf(KeyKind.CacheKey, down)!;
 
         // A failover: another primary now serves the same slots.
         _map.Apply(_map.Shards.Select(s => new ShardMap.Primary(ReferenceEquals(s, shard) ? "10.0.0.9:6379" : s.ServerAddress, [Range(s)], false)).ToList());
-        Assert.Same(shard, _map.ShardOf(InvalidationKind.CacheKey, down));
+        Assert.Same(shard, _map.ShardOf(KeyKind.CacheKey, down));
         Assert.Equal("10.0.0.9:6379", _h.Availability.Shards.Single(s => !s.IsAvailable).ServerAddress);
 
         _h.Inner.Fault = Fault.None;
@@ -94,7 +95,7 @@ public sealed class ShardWindowTests : IDisposable
         var (down, _) = KeysOnTwoShards();
         _h.Inner.Fault = Fault.ThrowsSynchronously;
         Assert.Null(_h.Cache.Get(down));
-        var shard = _map.ShardOf(InvalidationKind.CacheKey, down)!;
+        var shard = _map.ShardOf(KeyKind.CacheKey, down)!;
         Assert.True(_map.AnyShardOut);
 
         // A resharding: the other two primaries take its slots.
@@ -145,7 +146,7 @@ public sealed class ShardWindowTests : IDisposable
     private (string Down, string Up) KeysOnTwoShards()
     {
         var down = "a";
-        var up = Enumerable.Range(0, 100).Select(i => $"b{i}").First(k => !ReferenceEquals(_map.ShardOf(InvalidationKind.CacheKey, k), _map.ShardOf(InvalidationKind.CacheKey, down)));
+        var up = Enumerable.Range(0, 100).Select(i => $"b{i}").First(k => !ReferenceEquals(_map.ShardOf(KeyKind.CacheKey, k), _map.ShardOf(KeyKind.CacheKey, down)));
         return (down, up);
     }
 }

@@ -1,7 +1,7 @@
 using System.Net.Sockets;
 using StackExchange.Redis;
 
-namespace Resilient.Caching;
+namespace Resilient.Caching.Outages;
 
 /// <summary>What kind of failure an exception from Redis is, and so whether it may be swallowed.</summary>
 internal enum RedisFailureKind

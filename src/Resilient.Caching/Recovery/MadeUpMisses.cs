@@ -29,7 +29,7 @@ namespace Resilient.Caching.Recovery;
 /// and counted in the shared <see cref="RecoveryOverflow"/> (the instance purge then covers it too).
 /// </para>
 /// </remarks>
-internal sealed class FabricatedMisses
+internal sealed class MadeUpMisses
 {
     // Values are when the key was last marked (TimeProvider timestamps).
     private readonly ConcurrentDictionary<string, long> _marks = new();
@@ -41,7 +41,7 @@ internal sealed class FabricatedMisses
     private int _count;
     private long _nextSweep;
 
-    public FabricatedMisses(int capacity, TimeSpan lifetime, TimeProvider timeProvider, RecoveryOverflow overflow)
+    public MadeUpMisses(int capacity, TimeSpan lifetime, TimeProvider timeProvider, RecoveryOverflow overflow)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(lifetime, TimeSpan.Zero);

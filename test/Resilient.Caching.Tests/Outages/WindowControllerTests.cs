@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Time.Testing;
 using StackExchange.Redis;
+using Resilient.Caching.Outages;
 
 namespace Resilient.Caching.Tests;
 
@@ -19,14 +20,14 @@ public sealed class WindowControllerTests
         Assert.Equal(WindowController.Gate.Proceed, controller.TryEnter());
         Assert.True(controller.IsAvailable);
         Assert.Equal(TimeSpan.Zero, controller.RetryAfter);
-        Assert.False(controller.Released.IsCancellationRequested);
+        Assert.False(controller.StoppedUsingRedis.IsCancellationRequested);
     }
 
     [Fact]
     public void ConfirmedFailure_OpensForAFullWindow_ThenOneCallerGetsTheProbePermit()
     {
         using var controller = new WindowController(_time, Window, Budget);
-        var released = controller.Released;
+        var released = controller.StoppedUsingRedis;
 
         Assert.Equal(WindowController.Transition.Opened, controller.RecordFailure(Timeout(), confirmed: true, fromProbe: false));
 
@@ -74,7 +75,7 @@ public sealed class WindowControllerTests
         Assert.NotNull(closed);
         Assert.False(closed.Value.WasOutage);
         Assert.Equal(WindowController.Gate.Proceed, controller.TryEnter());
-        Assert.False(controller.Released.IsCancellationRequested);
+        Assert.False(controller.StoppedUsingRedis.IsCancellationRequested);
     }
 
     [Fact]
@@ -144,7 +145,7 @@ public sealed class WindowControllerTests
         var controller = new WindowController(_time, Window, Budget);
         controller.RecordFailure(Timeout(), confirmed: true, fromProbe: false);
         controller.RecordProbeSuccess();
-        var released = controller.Released;
+        var released = controller.StoppedUsingRedis;
         Assert.False(released.IsCancellationRequested);
 
         controller.Dispose();

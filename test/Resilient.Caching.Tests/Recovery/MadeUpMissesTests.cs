@@ -3,7 +3,7 @@ using Resilient.Caching.Recovery;
 
 namespace Resilient.Caching.Tests.Recovery;
 
-public sealed class FabricatedMissesTests
+public sealed class MadeUpMissesTests
 {
     private static readonly TimeSpan Lifetime = TimeSpan.FromMinutes(5);
 
@@ -124,5 +124,5 @@ public sealed class FabricatedMissesTests
         Assert.Equal(marked, misses.Count);
     }
 
-    private FabricatedMisses Create(int capacity = 100_000) => new(capacity, Lifetime, _time, _overflow);
+    private MadeUpMisses Create(int capacity = 100_000) => new(capacity, Lifetime, _time, _overflow);
 }

@@ -1,4 +1,4 @@
-namespace Resilient.Caching;
+namespace Resilient.Caching.Outages;
 
 /// <summary>
 /// The one owner of "may we call Redis now?" for a registration. Every state change happens here, under one lock;
@@ -19,7 +19,7 @@ internal sealed class WindowController : IDisposable
     private readonly long _permitLifetime;
     private readonly StripedCounter _skipped = new();
     private readonly Lock _lock = new();
-    private readonly Action<bool>? _availabilityChanged;
+    private readonly Action<bool>? _onAvailabilityChanged;
 
     // 0 while closed, otherwise the timestamp from which a probe may start. The only field the hot path reads.
     private long _openUntil;
@@ -34,21 +34,15 @@ internal sealed class WindowController : IDisposable
     /// <param name="timeProvider">All time comes from here.</param>
     /// <param name="window">How long Redis is left alone after a confirmed failure.</param>
     /// <param name="probeBudget">The longest a probe may take (the operation timeout); its permit lasts a little longer.</param>
-    /// <param name="availabilityChanged">Called (outside the lock) when Redis stops being used (false) and when it is used again (true).</param>
-    public WindowController(TimeProvider timeProvider, TimeSpan window, TimeSpan probeBudget, Action<bool>? availabilityChanged = null)
+    /// <param name="onAvailabilityChanged">Called (outside the lock) when Redis stops being used (false) and when it is used again (true); state bookkeeping only (notifications belong to the outage lifecycle).</param>
+    public WindowController(TimeProvider timeProvider, TimeSpan window, TimeSpan probeBudget, Action<bool>? onAvailabilityChanged = null)
     {
         _timeProvider = timeProvider;
-        _availabilityChanged = availabilityChanged;
+        _onAvailabilityChanged = onAvailabilityChanged;
         Window = window;
         _window = ToTimestampUnits(window);
         _permitLifetime = ToTimestampUnits(probeBudget + probeBudget + TimeSpan.FromSeconds(1));
     }
-
-    /// <summary>Raised after an outage begins (<see langword="false"/>) or ends (<see langword="true"/>); blips raise nothing.</summary>
-    public event Action<bool>? Changed;
-
-    /// <summary>Raises <see cref="Changed"/>: by the guard, once the transition is logged, so that whoever listens finds the log line written.</summary>
-    public void RaiseChanged(bool available) => Changed?.Invoke(available);
 
     public TimeSpan Window { get; }
 
@@ -99,7 +93,7 @@ internal sealed class WindowController : IDisposable
     /// Cancelled when Redis stops being used (a failure suspected or confirmed): callers still waiting for a
     /// connection are released with their fallback at that moment. Replaced when the window closes.
     /// </summary>
-    public CancellationToken Released => Volatile.Read(ref _opened).Token;
+    public CancellationToken StoppedUsingRedis => Volatile.Read(ref _opened).Token;
 
     /// <summary>Decides whether a caller may call Redis now. Allocation-free; lock-free unless a probe may start.</summary>
     public Gate TryEnter()
@@ -215,7 +209,7 @@ internal sealed class WindowController : IDisposable
         release?.Cancel();
         if (stopped)
         {
-            _availabilityChanged?.Invoke(false);
+            _onAvailabilityChanged?.Invoke(false);
         }
 
         return transition;
@@ -241,9 +235,9 @@ internal sealed class WindowController : IDisposable
     }
 
     /// <summary>Closes the window after a successful probe; null when it was closed already.</summary>
-    public (TimeSpan Outage, long Skipped, bool WasOutage)? RecordProbeSuccess()
+    public ClosedWindow? RecordProbeSuccess()
     {
-        (TimeSpan, long, bool) result;
+        ClosedWindow result;
         lock (_lock)
         {
             if (_openUntil == 0)
@@ -251,7 +245,7 @@ internal sealed class WindowController : IDisposable
                 return null;
             }
 
-            result = (_timeProvider.GetElapsedTime(_outageStartedAt), _skipped.Sum(), _confirmed);
+            result = new ClosedWindow(_timeProvider.GetElapsedTime(_outageStartedAt), _skipped.Sum(), _confirmed);
             _openUntil = 0;
             _permitUntil = 0;
             _confirmed = false;
@@ -261,14 +255,17 @@ internal sealed class WindowController : IDisposable
             }
         }
 
-        _availabilityChanged?.Invoke(true);
+        _onAvailabilityChanged?.Invoke(true);
         return result;
     }
 
-    /// <summary>Releases every caller still waiting for a connection (shutdown does not wait for Redis). The sources are not disposed: a late caller may still read <see cref="Released"/>.</summary>
+    /// <summary>Releases every caller still waiting for a connection (shutdown does not wait for Redis). The sources are not disposed: a late caller may still read <see cref="StoppedUsingRedis"/>.</summary>
     public void Dispose() => Volatile.Read(ref _opened).Cancel();
 
     private long ToTimestampUnits(TimeSpan value) => (long)(value.TotalSeconds * _timeProvider.TimestampFrequency);
+
+    /// <summary>What a window that closed had been: how long, how many operations it skipped, and whether it was an outage (or a blip).</summary>
+    internal readonly record struct ClosedWindow(TimeSpan Outage, long Skipped, bool WasOutage);
 
     internal enum Gate
     {

@@ -1,10 +1,10 @@
 namespace Resilient.Caching.Connection;
 
 /// <summary>
-/// The connection as the guard sees it. It knows nothing of the unavailable window: it hands out a multiplexer that
+/// The connection the guard uses. It knows nothing of the unavailable window: it hands out a multiplexer that
 /// is connected, or says that there is none, and waits for one only when the guard asks, within the guard's bound.
 /// </summary>
-internal interface IGuardedConnection
+internal interface IRedisConnection
 {
     /// <summary>Gets the current generation; an inner cache built for an older one must be rebuilt.</summary>
     int Generation { get; }

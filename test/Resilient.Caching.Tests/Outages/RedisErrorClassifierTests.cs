@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using StackExchange.Redis;
+using Resilient.Caching.Outages;
 
 namespace Resilient.Caching.Tests;
 

@@ -1,0 +1,97 @@
+using Resilient.Caching.Connection;
+using Resilient.Caching.Storage;
+using Resilient.Caching.Topology;
+
+namespace Resilient.Caching.Outages;
+
+/// <summary>What a failure means: whose fault, which window, an outage or a suspicion, and whether the connection may go.</summary>
+/// <param name="Kind">Its classification; <see cref="RedisFailureKind.None"/> for an error that is not Redis's availability (it propagates).</param>
+/// <param name="Shard">The window it belongs to.</param>
+/// <param name="IsOutage">An outage at once, rather than a suspicion a probe must confirm first.</param>
+/// <param name="MayReset">The connection may be dropped and made afresh.</param>
+internal readonly record struct FailureVerdict(RedisFailureKind Kind, Shard Shard, bool IsOutage, bool MayReset)
+{
+    /// <summary>Gets a value indicating whether the failure is Redis's (swallowed, counted), not the caller's (propagated).</summary>
+    public bool IsRedisFailure => Kind != RedisFailureKind.None;
+}
+
+/// <summary>
+/// Judges a failed call: the one place that decides whether an error is Redis's availability (swallowed) or not
+/// (propagated), whether it is an outage at once or a suspicion to check, which window it belongs to, and whether the
+/// connection may be reset. It changes no state.
+/// </summary>
+internal sealed class FailureJudge
+{
+    private readonly ShardMap _shards;
+    private readonly IRedisConnection _connection;
+    private readonly Func<bool> _isThreadPoolStarved;
+
+    /// <param name="shards">Which window a key belongs to.</param>
+    /// <param name="connection">Whether the connection a call used is still the current one.</param>
+    /// <param name="isThreadPoolStarved">Whether the application's thread pool is starved now; the runtime's view when null.</param>
+    public FailureJudge(ShardMap shards, IRedisConnection connection, Func<bool>? isThreadPoolStarved = null)
+    {
+        _shards = shards;
+        _connection = connection;
+        _isThreadPoolStarved = isThreadPoolStarved ?? IsRuntimeThreadPoolStarved;
+    }
+
+    /// <summary>Judges what a call threw.</summary>
+    /// <param name="exception">What it threw.</param>
+    /// <param name="target">What it was about (its shard).</param>
+    /// <param name="generation">The connection generation it used.</param>
+    public FailureVerdict Judge(Exception exception, in CacheTarget target, int generation)
+    {
+        var current = generation == _connection.Generation;
+        var kind = RedisErrorClassifier.Classify(exception, connectionWasReset: !current);
+        var shard = ShardOf(target, exception);
+
+        // Only a failure of the current connection says anything about it: one of a connection already reset does not
+        // reset the fresh one (a probe may be using it). With more than one server the client fails over by itself,
+        // and the connections to the servers that are fine stay; nor does a starved pool's timeout say the socket is dead.
+        var mayReset = current && kind == RedisFailureKind.Transport && CanReset(shard) && !IsStarvation(exception);
+        return new FailureVerdict(kind, shard, IsOutage(exception, kind), mayReset);
+    }
+
+    /// <summary>
+    /// Whether a failure is an outage at once, or a suspicion a probe must confirm first: a reset, a refusal or a
+    /// closed connection may be a blip (CLIENT KILL, a load balancer recycling a connection, a quick restart), a
+    /// READONLY reply is what a primary says in the instant it becomes a replica in a failover, and a timeout while the
+    /// application's own thread pool is starved says nothing about the path to Redis.
+    /// </summary>
+    public bool IsOutage(Exception exception, RedisFailureKind kind) => kind switch
+    {
+        RedisFailureKind.ServerUnavailable => !RedisErrorClassifier.IsReadOnlyReply(exception),
+        RedisFailureKind.Transport => exception switch
+        {
+            RedisConnectPendingException pending => pending.WaitedOut,
+            TimeoutException => !IsStarvation(exception),
+            _ => false,
+        },
+        _ => true,
+    };
+
+    /// <summary>A timeout while the application's thread pool is starved: the reply may be sitting unread.</summary>
+    public bool IsStarvation(Exception exception) => exception is TimeoutException && _isThreadPoolStarved();
+
+    /// <summary>A failure that came before the operation timeout (a reset, a refusal): a replica may still answer in time.</summary>
+    public static bool IsFastFailure(Exception exception) => exception is not (TimeoutException or OperationCanceledException);
+
+    /// <summary>
+    /// The window a failure belongs to: the shard of the key in a cluster, unless there was no connection at all
+    /// (that is the whole deployment's); the deployment's otherwise.
+    /// </summary>
+    public Shard ShardOf(in CacheTarget target, Exception exception) =>
+        exception is RedisConnectPendingException ? _shards.Deployment : _shards.ShardOf(target.Kind, target.Key) ?? _shards.Deployment;
+
+    /// <summary>Only a single server's connection is reset: with replicas or a cluster the client reconnects each server by itself.</summary>
+    public bool CanReset(Shard shard) => shard.IsDeployment && !_shards.IsReplicated;
+
+    /// <summary>Whether the thread pool is starved now: work is queued while every pool thread is busy.</summary>
+    private static bool IsRuntimeThreadPoolStarved()
+    {
+        ThreadPool.GetMaxThreads(out var maxWorkers, out _);
+        ThreadPool.GetAvailableThreads(out var availableWorkers, out _);
+        return ThreadPool.PendingWorkItemCount > 0 && maxWorkers - availableWorkers >= ThreadPool.ThreadCount;
+    }
+}

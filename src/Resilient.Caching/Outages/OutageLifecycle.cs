@@ -1,0 +1,229 @@
+using System.Net;
+using Resilient.Caching.Connection;
+using Resilient.Caching.Diagnostics;
+using Resilient.Caching.Recovery;
+using Resilient.Caching.Storage;
+using Resilient.Caching.Topology;
+using StackExchange.Redis;
+
+namespace Resilient.Caching.Outages;
+
+/// <summary>
+/// Everything an outage does, from the failure that starts it to the probe that ends it: tells the shard's window
+/// controller, does what the transition asks (reset the connection, check a suspicion), probes, applies what the
+/// outage left pending, closes the window — and tells <see cref="OutageNotifications"/> at each step. The client's own
+/// signs (a primary's connection lost, a failover seen) start checks early.
+/// </summary>
+internal sealed class OutageLifecycle
+{
+    private readonly ShardMap _shards;
+    private readonly IRedisConnection _connection;
+    private readonly FailureJudge _judge;
+    private readonly PendingInvalidations _pending;
+    private readonly OutageNotifications _notify;
+    private readonly ResilientCacheMetrics _metrics;
+    private readonly TimeSpan _operationTimeout;
+    private readonly Func<string, CancellationToken, ValueTask>? _evictTag;
+
+    /// <param name="shards">The windows.</param>
+    /// <param name="connection">The connection a probe uses, and resets.</param>
+    /// <param name="judge">What a failure means.</param>
+    /// <param name="pending">What the outage left pending, applied by the probe.</param>
+    /// <param name="notify">The one channel of notifications.</param>
+    /// <param name="metrics">The meter (a failed catch-up replay counts as an error).</param>
+    /// <param name="operationTimeout">The longest a probe may take.</param>
+    /// <param name="evictTag">Evicts an output-cache tag through the stock store, for the replay; null without an output-cache store.</param>
+    public OutageLifecycle(
+        ShardMap shards,
+        IRedisConnection connection,
+        FailureJudge judge,
+        PendingInvalidations pending,
+        OutageNotifications notify,
+        ResilientCacheMetrics metrics,
+        TimeSpan operationTimeout,
+        Func<string, CancellationToken, ValueTask>? evictTag)
+    {
+        _shards = shards;
+        _connection = connection;
+        _judge = judge;
+        _pending = pending;
+        _notify = notify;
+        _metrics = metrics;
+        _operationTimeout = operationTimeout;
+        _evictTag = evictTag;
+    }
+
+    /// <summary>
+    /// A call failed with a Redis failure: its shard's window hears of it, and whatever the transition asks is done —
+    /// reset the connection (when allowed), notify once, start the probe of a suspicion.
+    /// </summary>
+    public void RecordFailure(CacheOperation operation, Exception exception, in FailureVerdict verdict)
+    {
+        var shard = verdict.Shard;
+        var transition = shard.Controller.RecordFailure(exception, verdict.IsOutage, fromProbe: false);
+        switch (transition)
+        {
+            case WindowController.Transition.Opened:
+                if (verdict.MayReset)
+                {
+                    // Releases every command still waiting on the dead connection, and the probe connects afresh.
+                    _connection.Reset();
+                }
+
+                _notify.Opened(shard, operation, exception, verdict.Kind, transition);
+                break;
+            case WindowController.Transition.Suspected:
+                if (verdict.MayReset)
+                {
+                    _connection.Reset();
+                }
+
+                _notify.Suspected(shard, operation, exception);
+                StartProbe(shard);
+                break;
+            default:
+                _notify.FailedWhileOut(operation.Name(), exception);
+                break;
+        }
+    }
+
+    /// <summary>The window's time is up and this caller holds the probe permit: the probe runs off every caller's path.</summary>
+    public void StartProbe(Shard shard) => _ = ProbeAsync(shard, early: false);
+
+    /// <summary>
+    /// The client lost its connection to a primary of a replicated deployment: that primary's window (its shard's in
+    /// a cluster) starts checking at once, so reads go to a replica without each waiting for a command to the dead
+    /// primary to time out first. A single server is left to the calls that fail: its one connection is reset then.
+    /// </summary>
+    public void OnPrimaryConnectionLost(IConnectionMultiplexer multiplexer, EndPoint endPoint, Exception exception)
+    {
+        if (!_shards.IsReplicated)
+        {
+            return;
+        }
+
+        var address = ShardMap.Format(endPoint);
+        if ((_shards.IsCluster ? _shards.Shards.FirstOrDefault(s => s.ServerAddress == address) : _shards.Deployment) is { } shard)
+        {
+            RecordFailure(CacheOperation.ConnectionLost, exception, new FailureVerdict(RedisFailureKind.Transport, shard, IsOutage: false, MayReset: false));
+        }
+    }
+
+    /// <summary>
+    /// The client saw the topology change (a failover completed, a server came back): the windows that are open are
+    /// probed now rather than when they elapse, so the promoted replica is used as soon as it takes writes. A probe
+    /// that finds it not ready yet leaves the window as it was.
+    /// </summary>
+    public void OnTopologyChanged(IConnectionMultiplexer multiplexer)
+    {
+        _shards.Refresh(multiplexer);
+        foreach (var shard in (IEnumerable<Shard>)[_shards.Deployment, .. _shards.Shards])
+        {
+            if (shard.Controller.TryStartEarlyProbe())
+            {
+                _ = ProbeAsync(shard, early: true);
+            }
+        }
+    }
+
+    private async Task ProbeAsync(Shard shard, bool early)
+    {
+        var generation = _connection.Generation;
+        var controller = shard.Controller;
+        ReplayResult? replay;
+        try
+        {
+            await _connection.ProbeAsync(_operationTimeout, shard.ProbeKey).ConfigureAwait(false);
+
+            // What could not certainly reach Redis is applied before anyone else uses it: callers keep
+            // short-circuiting until the window closes below.
+            replay = await ReplayAsync(shard).ConfigureAwait(false);
+        }
+        catch (Exception exception)
+        {
+            ProbeFailed(shard, exception, generation, early);
+            return;
+        }
+
+        if (replay is { } applied)
+        {
+            _notify.Replayed(applied, logged: applied.KeysDeleted + applied.TagsEvicted + applied.KeysPurged > 0 || applied.Dropped > 0);
+        }
+
+        if (controller.RecordProbeSuccess() is { } closed)
+        {
+            shard.ResumeReplicaReads();
+
+            // Records made by calls that failed while the replay ran: applied right away, off every caller's path.
+            if (_pending.Count > 0)
+            {
+                _ = CatchUpAsync(shard);
+            }
+
+            _notify.Closed(shard, closed);
+        }
+    }
+
+    /// <summary>A failed probe is a confirmation, whatever the error: the window opens (or reopens) in full.</summary>
+    private void ProbeFailed(Shard shard, Exception exception, int generation, bool early)
+    {
+        var current = generation == _connection.Generation;
+        var kind = RedisErrorClassifier.Classify(exception, connectionWasReset: !current);
+        var transition = shard.Controller.RecordFailure(exception, confirmed: true, fromProbe: true, early);
+        if (transition == WindowController.Transition.AlreadyOpen)
+        {
+            return;
+        }
+
+        if (kind is RedisFailureKind.Transport or RedisFailureKind.None && current && _judge.CanReset(shard))
+        {
+            _connection.Reset();
+        }
+
+        _notify.Opened(shard, CacheOperation.Probe, exception, kind, transition);
+    }
+
+    private Task<ReplayResult?> ReplayAsync(Shard shard) =>
+        _pending.Count == 0 && !_pending.Overflow.Overflowed
+            ? Task.FromResult<ReplayResult?>(null)
+            : ReplayCoreAsync(shard);
+
+    /// <summary>
+    /// In a cluster, a shard's probe applies the records of its own keys and of the shards in use (not those of shards
+    /// still out: their primaries would fail the replay); tag evictions touch every shard, so they wait until none is out.
+    /// </summary>
+    private async Task<ReplayResult?> ReplayCoreAsync(Shard shard)
+    {
+        var database = _connection.Database ?? throw new RedisConnectPendingException("No Redis connection to apply the pending invalidations on.");
+        Func<KeyKind, string, bool>? include = null;
+        if (_shards.IsCluster)
+        {
+            include = (kind, key) => kind == KeyKind.OutputCacheTag
+                ? _shards.Shards.All(s => ReferenceEquals(s, shard) || s.Controller.IsAvailable)
+                : _shards.ShardOf(kind, key) is not { } owner || ReferenceEquals(owner, shard) || owner.Controller.IsAvailable;
+        }
+
+        return await _pending.ReplayAsync(database, _evictTag, include).ConfigureAwait(false);
+    }
+
+    private async Task CatchUpAsync(Shard shard)
+    {
+        try
+        {
+            if (await ReplayAsync(shard).ConfigureAwait(false) is { } applied)
+            {
+                _notify.Replayed(applied, logged: false);
+            }
+        }
+        catch (Exception exception)
+        {
+            // Kept for the next probe; the failure counts like any other (a suspicion to check, or an outage).
+            _metrics.Completed(CacheOperation.CatchUpReplay, CacheOutcome.Error, 0);
+            var verdict = _judge.Judge(exception, default, _connection.Generation);
+            if (verdict.IsRedisFailure)
+            {
+                RecordFailure(CacheOperation.CatchUpReplay, exception, verdict);
+            }
+        }
+    }
+}
