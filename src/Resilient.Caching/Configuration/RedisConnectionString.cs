@@ -98,7 +98,7 @@ internal static class RedisConnectionString
             {
                 throw new FormatException(
                     "The Redis URI can be read more than one way: an '@' after a comma may end the user-info or belong to an option. "
-                    + "Percent-encode every '@' of the user and password (%40), or give the options in the StackExchange.Redis format or ConfigurationOptions.");
+                    + "Put the password in the URI, with every '@' of the user name and password percent-encoded (%40), or give options holding '@' in the StackExchange.Redis format or ConfigurationOptions.");
             }
         }
 
