@@ -313,7 +313,7 @@ public sealed class OptionsTests
     {
         var services = new ServiceCollection();
         services.AddDistributedMemoryCache();
-        services.AddHealthChecks().AddResilientRedisCache();
+        services.AddHealthChecks().AddResilientStackExchangeRedisCache();
         services.AddResilientStackExchangeRedisOutputCache();
         using (var provider = services.BuildServiceProvider())
         {

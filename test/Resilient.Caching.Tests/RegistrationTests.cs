@@ -159,7 +159,7 @@ public sealed class RegistrationTests
         (logs, host) = await StartAsync(services =>
         {
             services.AddDistributedMemoryCache();
-            services.AddHealthChecks().AddResilientRedisCache();
+            services.AddHealthChecks().AddResilientStackExchangeRedisCache();
             services.Configure<ResilientRedisCacheOptions>(o => o.Configuration = "127.0.0.1:1");
         });
         using (host)
