@@ -43,6 +43,9 @@ internal sealed class Shard
     /// <summary>The slot ranges, as Redis writes them (<c>0-5460</c>).</summary>
     public string Slots { get; set; }
 
+    /// <summary>The slot ranges, typed (what <see cref="CacheShardAvailability.Slots"/> hands out).</summary>
+    public IReadOnlyList<CacheSlotRange> SlotRanges { get; set; } = [];
+
     /// <summary>Whether the shard has a replica that may serve reads while its primary is out.</summary>
     public bool HasReplica { get; set; }
 

@@ -126,7 +126,8 @@ internal sealed class ShardMap
                 var (primary, first) = ordered[i];
                 var shard = Array.Find(old.Shards, s => s.FirstSlot == first) ?? NewShard(first, primary.Slots);
                 shard.ServerAddress = primary.Address;
-                var slots = string.Join(",", primary.Slots.Select(static r => r.From == r.To ? $"{r.From}" : $"{r.From}-{r.To}"));
+                var ranges = Array.AsReadOnly(primary.Slots.Select(static r => new CacheSlotRange(r.From, r.To)).OrderBy(static r => r.From).ToArray());
+                var slots = string.Join(",", ranges);
                 if (shard.Slots.Length != 0 && shard.Slots != slots)
                 {
                     // Resharded: the probe's key must lie in the slots the shard serves now.
@@ -134,6 +135,7 @@ internal sealed class ShardMap
                 }
 
                 shard.Slots = slots;
+                shard.SlotRanges = ranges;
                 shard.HasReplica = primary.HasReplica;
                 foreach (var range in primary.Slots)
                 {
