@@ -84,24 +84,19 @@ public static class ResilientStackExchangeRedisCacheHostApplicationBuilderExtens
     {
         var configuration = builder.Configuration;
         var section = configuration.GetSection($"{SettingsSectionRoot}:{connectionName}");
-        var services = builder.Services;
-        services.AddSingleton<IConfigureOptions<ResilientRedisCacheOptions>>(
-            new ConfigureNamedOptions<ResilientRedisCacheOptions>(optionsName, new ResilientRedisCacheOptionsSetup.FromSection(section, s_switches).Configure));
-        services.AddSingleton<IConfigureOptions<ResilientRedisCacheOptions>>(new ConfigureNamedOptions<ResilientRedisCacheOptions>(optionsName, options =>
-        {
-            // Read when the options are built, so that configuration added after this call counts.
-            if (configuration.GetConnectionString(connectionName) is { Length: > 0 } connectionString)
+        builder.Services.AddRegistrationLayers(
+            optionsName,
+            new ResilientRedisCacheOptionsSetup.FromSection(section, s_switches).Configure,
+            options =>
             {
-                options.Configuration = connectionString;
-                options.Sources[ResilientRedisCacheOptionsSetup.ConfigurationKey] = $"connection string 'ConnectionStrings:{connectionName}'";
-            }
-        }));
-        if (setupAction is not null)
-        {
-            services.AddSingleton<IConfigureOptions<ResilientRedisCacheOptions>>(
-                new ConfigureNamedOptions<ResilientRedisCacheOptions>(optionsName, new ResilientRedisCacheOptionsSetup.FromDelegate(setupAction).Configure));
-        }
-
+                // Read when the options are built, so that configuration added after this call counts.
+                if (configuration.GetConnectionString(connectionName) is { Length: > 0 } connectionString)
+                {
+                    options.Configuration = connectionString;
+                    options.Sources[ResilientRedisCacheOptionsSetup.ConfigurationKey] = $"connection string 'ConnectionStrings:{connectionName}'";
+                }
+            },
+            setupAction is null ? null : new ResilientRedisCacheOptionsSetup.FromDelegate(setupAction).Configure);
         return section;
     }
 

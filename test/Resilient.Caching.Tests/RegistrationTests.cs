@@ -5,6 +5,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Testing;
+using Microsoft.Extensions.Options;
 using Moq;
 using Resilient.Caching.Configuration;
 
@@ -167,6 +168,45 @@ public sealed class RegistrationTests
             Assert.Contains(logs.GetSnapshot(), r => r.Id.Id == Log.IdSettingsInForce);
             Assert.DoesNotContain(logs.GetSnapshot(), r => r.Id.Id is Log.IdDistributedCacheNotInUse or Log.IdOutputCacheStoreNotInUse);
         }
+    }
+
+    [Fact]
+    public void ConfigureRedisCacheOptions_AfterTheRegistration_IsWhatTheCacheUses_AsWithTheStockProvider()
+    {
+        // The stock provider's test, run against ours: RedisCacheOptions configured after the registration apply.
+        var services = new ServiceCollection();
+        services.AddResilientStackExchangeRedisCache(o => o.Configuration = "localhost");
+        services.Configure<RedisCacheOptions>(o => o.InstanceName = "cfg:");
+        var stock = new ServiceCollection();
+        stock.AddStackExchangeRedisCache(o => o.Configuration = "localhost");
+        stock.Configure<RedisCacheOptions>(o => o.InstanceName = "cfg:");
+
+        using var provider = services.BuildServiceProvider();
+        using var stockProvider = stock.BuildServiceProvider();
+        Assert.Equal("cfg:", stockProvider.GetRequiredService<IOptions<RedisCacheOptions>>().Value.InstanceName);
+        Assert.Equal("cfg:", provider.GetRequiredService<IOptions<RedisCacheOptions>>().Value.InstanceName);
+        Assert.IsType<ResilientDistributedCache>(provider.GetRequiredService<IDistributedCache>());
+        var used = provider.GetRequiredService<ResilientRedisCacheServices>();
+        Assert.Equal("cfg:", used.Options.InstanceName);
+        Assert.Equal("cfg:", used.CreateInnerOptions().InstanceName);
+    }
+
+    [Fact]
+    public void StockRegistrationsDelegate_BeforeOurs_StillApplies_AndOursWinsWhereBothSetAValue()
+    {
+        // An earlier AddStackExchangeRedisCache (a library's, say) configures RedisCacheOptions as any code does.
+        var services = new ServiceCollection();
+        services.AddStackExchangeRedisCache(o =>
+        {
+            o.Configuration = "stock-host";
+            o.InstanceName = "stock:";
+        });
+        services.AddResilientStackExchangeRedisCache(o => o.Configuration = "localhost");
+
+        using var provider = services.BuildServiceProvider();
+        var options = provider.GetRequiredService<ResilientRedisCacheServices>().Options;
+        Assert.Equal("localhost", options.Configuration);
+        Assert.Equal("stock:", options.InstanceName);
     }
 
     private static async Task<(FakeLogCollector Logs, IHost Host)> StartAsync(Action<IServiceCollection> register)
