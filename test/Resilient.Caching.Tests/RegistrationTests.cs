@@ -209,6 +209,50 @@ public sealed class RegistrationTests
         Assert.Equal("stock:", options.InstanceName);
     }
 
+    [Fact]
+    public async Task OutputCacheWithoutTheCachesRegistration_FailsStartSayingWhatToCall()
+    {
+        var builder = Host.CreateEmptyApplicationBuilder(new());
+        builder.Services.AddSingleton(new EnvironmentVariables(_ => null));
+        builder.Services.AddOutputCache();
+        builder.Services.AddResilientStackExchangeRedisOutputCache();
+        using var host = builder.Build();
+
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync(TestContext.Current.CancellationToken));
+        Assert.Contains("AddResilientStackExchangeRedisOutputCache was called, but AddResilientStackExchangeRedisCache was not", error.Message, StringComparison.Ordinal);
+        Assert.Contains("Call services.AddResilientStackExchangeRedisCache(...)", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("is empty", error.Message, StringComparison.Ordinal);
+
+        // Without a host (no ValidateOnStart): the same message when the store is first resolved.
+        var services = new ServiceCollection();
+        services.AddKeyedResilientStackExchangeRedisCache("data", o => o.Configuration = "localhost");
+        services.AddResilientStackExchangeRedisOutputCache();
+        using var provider = services.BuildServiceProvider();
+        error = Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<IOutputCacheStore>());
+        Assert.Contains("AddResilientStackExchangeRedisCache was not", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void OutputCacheWithTheCachesRegistration_OrItsConnectionConfigured_Resolves()
+    {
+        var services = new ServiceCollection();
+        services.AddResilientStackExchangeRedisOutputCache();
+        services.AddResilientStackExchangeRedisCache(o => o.Configuration = "localhost");
+        using (var provider = services.BuildServiceProvider())
+        {
+            Assert.NotNull(provider.GetRequiredService<IOutputCacheStore>());
+        }
+
+        // A connection set for the stock options is a connection: nothing is missing.
+        services = new ServiceCollection();
+        services.AddResilientStackExchangeRedisOutputCache();
+        services.Configure<RedisCacheOptions>(o => o.Configuration = "localhost");
+        using (var provider = services.BuildServiceProvider())
+        {
+            Assert.NotNull(provider.GetRequiredService<IOutputCacheStore>());
+        }
+    }
+
     private static async Task<(FakeLogCollector Logs, IHost Host)> StartAsync(Action<IServiceCollection> register)
     {
         var logs = new FakeLogCollector();
