@@ -32,7 +32,7 @@ internal static class DemoApp
         services.AddOutputCache(options => options.AddPolicy(OutputPolicy, policy => policy.Tag(OutputTag).Expire(TimeSpan.FromMinutes(10))));
         services.AddResilientStackExchangeRedisOutputCache();
         services.AddHybridCache();
-        services.AddHealthChecks().AddResilientRedisCache();
+        services.AddHealthChecks().AddResilientStackExchangeRedisCache();
         return services;
     }
 

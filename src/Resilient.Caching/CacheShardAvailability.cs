@@ -14,8 +14,11 @@ public sealed class CacheShardAvailability
     /// <summary>Gets the primary serving the shard now, as <c>host:port</c> (after a failover, the promoted replica).</summary>
     public string ServerAddress => _shard.ServerAddress;
 
-    /// <summary>Gets the shard's hash slots, as Redis writes them (<c>0-5460</c>, ranges separated by commas).</summary>
-    public string Slots => _shard.Slots;
+    /// <summary>
+    /// Gets the shard's hash slot ranges, in order. Each range's <see cref="CacheSlotRange.ToString"/> writes it as
+    /// Redis does (<c>0-5460</c>); <c>string.Join(",", Slots)</c> gives the whole list in that form.
+    /// </summary>
+    public IReadOnlyList<CacheSlotRange> Slots => _shard.SlotRanges;
 
     /// <summary>Gets a value indicating whether the shard's keys reach Redis: no window is open, and no failure is being checked.</summary>
     public bool IsAvailable => _shard.Controller.IsAvailable;

@@ -9,8 +9,20 @@ namespace Resilient.Caching;
 /// keep their meaning.
 /// </summary>
 /// <remarks>
+/// <para>
 /// Precedence, lowest first: the defaults below, the configuration section, the code delegate, and the flat
 /// environment variables named on each property (so operators can tune production without a code change).
+/// </para>
+/// <para>
+/// Configuration written for the stock provider applies too, where it was registered, as the stock provider applies
+/// it: <c>services.Configure&lt;RedisCacheOptions&gt;(…)</c> (or an <c>IConfigureOptions&lt;RedisCacheOptions&gt;</c>)
+/// registered after <c>AddResilientStackExchangeRedisCache(...)</c> overrides its section and delegate, one registered
+/// before is overridden by them; named ones configure the keyed cache of that name. <c>PostConfigure&lt;RedisCacheOptions&gt;</c>
+/// runs after every configuration and before the flat environment variables. <c>Configure&lt;ResilientRedisCacheOptions&gt;</c>
+/// counts where it was registered as well (after a <c>RedisCacheOptions</c> configuration registered between the same two
+/// registrations). <c>IOptions&lt;RedisCacheOptions&gt;</c> resolves the settings in force of the unkeyed cache (the same
+/// instance), and <c>IOptionsMonitor&lt;RedisCacheOptions&gt;.Get(serviceKey)</c> those of a keyed one.
+/// </para>
 /// </remarks>
 public class ResilientRedisCacheOptions : RedisCacheOptions
 {

@@ -28,8 +28,7 @@ public static partial class ResilientStackExchangeRedisCacheServiceCollectionExt
         ArgumentException.ThrowIfNullOrEmpty(serviceKey);
         ArgumentNullException.ThrowIfNull(setupAction);
 
-        services.AddSingleton<IConfigureOptions<ResilientRedisCacheOptions>>(
-            new ConfigureNamedOptions<ResilientRedisCacheOptions>(serviceKey, new ResilientRedisCacheOptionsSetup.FromDelegate(setupAction).Configure));
+        services.AddRegistrationLayers(serviceKey, new ResilientRedisCacheOptionsSetup.FromDelegate(setupAction).Configure);
         return services.AddKeyedResilientRedisCacheCore(serviceKey);
     }
 
@@ -51,14 +50,10 @@ public static partial class ResilientStackExchangeRedisCacheServiceCollectionExt
         ArgumentException.ThrowIfNullOrEmpty(serviceKey);
         ArgumentNullException.ThrowIfNull(configuration);
 
-        services.AddSingleton<IConfigureOptions<ResilientRedisCacheOptions>>(
-            new ConfigureNamedOptions<ResilientRedisCacheOptions>(serviceKey, new ResilientRedisCacheOptionsSetup.FromSection(configuration).Configure));
-        if (setupAction is not null)
-        {
-            services.AddSingleton<IConfigureOptions<ResilientRedisCacheOptions>>(
-                new ConfigureNamedOptions<ResilientRedisCacheOptions>(serviceKey, new ResilientRedisCacheOptionsSetup.FromDelegate(setupAction).Configure));
-        }
-
+        services.AddRegistrationLayers(
+            serviceKey,
+            new ResilientRedisCacheOptionsSetup.FromSection(configuration).Configure,
+            setupAction is null ? null : new ResilientRedisCacheOptionsSetup.FromDelegate(setupAction).Configure);
         return services.AddKeyedResilientRedisCacheCore(serviceKey);
     }
 
@@ -74,6 +69,7 @@ public static partial class ResilientStackExchangeRedisCacheServiceCollectionExt
         }
 
         services.AddOptions<ResilientRedisCacheOptions>(serviceKey).ValidateOnStart();
+        services.AddRedisCacheOptionsBridge();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<ResilientRedisCacheOptions>, ResilientRedisCacheOptionsSetup.FromEnvironment>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ResilientRedisCacheOptions>, ResilientRedisCacheOptionsValidator>());
         services.TryAddSingleton(EnvironmentVariables.Process);

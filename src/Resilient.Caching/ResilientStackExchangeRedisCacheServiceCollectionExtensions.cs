@@ -23,7 +23,7 @@ public static partial class ResilientStackExchangeRedisCacheServiceCollectionExt
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(setupAction);
 
-        services.AddSingleton<IConfigureOptions<ResilientRedisCacheOptions>>(new ResilientRedisCacheOptionsSetup.FromDelegate(setupAction));
+        services.AddRegistrationLayers(Options.Options.DefaultName, new ResilientRedisCacheOptionsSetup.FromDelegate(setupAction).Configure);
         return services.AddResilientRedisCacheCore().UseResilientDistributedCache();
     }
 
@@ -41,12 +41,10 @@ public static partial class ResilientStackExchangeRedisCacheServiceCollectionExt
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(configuration);
 
-        services.AddSingleton<IConfigureOptions<ResilientRedisCacheOptions>>(new ResilientRedisCacheOptionsSetup.FromSection(configuration));
-        if (setupAction is not null)
-        {
-            services.AddSingleton<IConfigureOptions<ResilientRedisCacheOptions>>(new ResilientRedisCacheOptionsSetup.FromDelegate(setupAction));
-        }
-
+        services.AddRegistrationLayers(
+            Options.Options.DefaultName,
+            new ResilientRedisCacheOptionsSetup.FromSection(configuration).Configure,
+            setupAction is null ? null : new ResilientRedisCacheOptionsSetup.FromDelegate(setupAction).Configure);
         return services.AddResilientRedisCacheCore().UseResilientDistributedCache();
     }
 
@@ -54,6 +52,7 @@ public static partial class ResilientStackExchangeRedisCacheServiceCollectionExt
     internal static IServiceCollection AddResilientRedisCacheCore(this IServiceCollection services)
     {
         services.AddOptions<ResilientRedisCacheOptions>().ValidateOnStart();
+        services.AddRedisCacheOptionsBridge();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<ResilientRedisCacheOptions>, ResilientRedisCacheOptionsSetup.FromEnvironment>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ResilientRedisCacheOptions>, ResilientRedisCacheOptionsValidator>());
         services.TryAddSingleton(EnvironmentVariables.Process);

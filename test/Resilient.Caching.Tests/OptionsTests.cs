@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using Microsoft.Extensions.Caching.StackExchangeRedis;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -313,7 +314,7 @@ public sealed class OptionsTests
     {
         var services = new ServiceCollection();
         services.AddDistributedMemoryCache();
-        services.AddHealthChecks().AddResilientRedisCache();
+        services.AddHealthChecks().AddResilientStackExchangeRedisCache();
         services.AddResilientStackExchangeRedisOutputCache();
         using (var provider = services.BuildServiceProvider())
         {
@@ -327,11 +328,167 @@ public sealed class OptionsTests
         }
     }
 
+    [Fact]
+    public void RedisCacheOptionsConfiguration_CountsWhereItWasRegistered_AsWithTheStockProvider()
+    {
+        var services = new ServiceCollection();
+        services.AddSingleton(new EnvironmentVariables(_ => null));
+        services.Configure<RedisCacheOptions>(o =>
+        {
+            o.InstanceName = "before:";                  // overridden by the registration's delegate below
+            o.Configuration = "localhost:6379";          // the delegate leaves it alone: applies
+        });
+        services.AddResilientStackExchangeRedisCache(o =>
+        {
+            o.InstanceName = "code:";
+            o.UnavailableWindow = TimeSpan.FromSeconds(20);
+        });
+        services.Configure<RedisCacheOptions>(o => ((ResilientRedisCacheOptions)o).UnavailableWindow = TimeSpan.FromSeconds(7));
+
+        using var provider = services.BuildServiceProvider();
+        var options = provider.GetRequiredService<IOptions<ResilientRedisCacheOptions>>().Value;
+        Assert.Equal("code:", options.InstanceName);
+        Assert.Equal("localhost:6379", options.Configuration);
+        Assert.Equal(TimeSpan.FromSeconds(7), options.UnavailableWindow);
+    }
+
+    [Fact]
+    public void RedisCacheOptions_AreTheSettingsInForce_TheSameInstanceTheCacheUses()
+    {
+        var services = new ServiceCollection();
+        services.AddResilientStackExchangeRedisCache(o => o.Configuration = "localhost:6379");
+        using var provider = services.BuildServiceProvider();
+
+        var stock = provider.GetRequiredService<IOptions<RedisCacheOptions>>().Value;
+        Assert.Same(provider.GetRequiredService<IOptions<ResilientRedisCacheOptions>>().Value, stock);
+        Assert.Same(provider.GetRequiredService<ResilientRedisCacheServices>().Options, stock);
+        Assert.Equal("localhost:6379", provider.GetRequiredService<IOptionsMonitor<RedisCacheOptions>>().CurrentValue.Configuration);
+        using var scope = provider.CreateScope();
+        Assert.IsType<ResilientRedisCacheOptions>(scope.ServiceProvider.GetRequiredService<IOptionsSnapshot<RedisCacheOptions>>().Value);
+    }
+
+    [Fact]
+    public void NamedRedisCacheOptionsConfiguration_ConfiguresTheKeyedCacheOfThatName()
+    {
+        var services = new ServiceCollection();
+        services.AddResilientStackExchangeRedisCache(o => o.Configuration = "localhost:6379");
+        services.AddKeyedResilientStackExchangeRedisCache("data", o => o.Configuration = "localhost:6380");
+        services.Configure<RedisCacheOptions>(o => o.InstanceName = "default:");
+        services.Configure<RedisCacheOptions>("data", o => o.InstanceName = "data:");
+        services.ConfigureAll<RedisCacheOptions>(o => o.ProfilingSession = static () => new());
+
+        using var provider = services.BuildServiceProvider();
+        var data = provider.GetRequiredKeyedService<ResilientRedisCacheServices>("data").Options;
+        Assert.Equal("data:", data.InstanceName);
+        Assert.Equal("localhost:6380", data.Configuration);
+        Assert.NotNull(data.ProfilingSession);
+        Assert.Equal("data:", provider.GetRequiredService<IOptionsMonitor<RedisCacheOptions>>().Get("data").InstanceName);
+        var unkeyed = provider.GetRequiredService<ResilientRedisCacheServices>().Options;
+        Assert.Equal("default:", unkeyed.InstanceName);
+        Assert.NotNull(unkeyed.ProfilingSession);
+    }
+
+    [Fact]
+    public void RedisCacheOptionsBoundFromASection_AndConfigureOptionsClasses_Apply()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Cache:Configuration"] = "localhost:6379",
+            ["Cache:InstanceName"] = "bound:",
+        }).Build();
+        var services = new ServiceCollection();
+        services.AddResilientStackExchangeRedisCache(_ => { });
+        services.Configure<RedisCacheOptions>(configuration.GetSection("Cache"));
+        services.AddSingleton<IConfigureOptions<RedisCacheOptions>, ConfigureProfiler>();
+
+        using var provider = services.BuildServiceProvider();
+        var options = provider.GetRequiredService<IOptions<ResilientRedisCacheOptions>>().Value;
+        Assert.Equal("localhost:6379", options.Configuration);
+        Assert.Equal("bound:", options.InstanceName);
+        Assert.Same(ConfigureProfiler.Session, options.ProfilingSession);
+    }
+
+    [Fact]
+    public void RedisCacheOptionsPostConfiguration_RunsAfterTheDelegate_AndTheEnvironmentStillWins()
+    {
+        var services = new ServiceCollection();
+        services.AddSingleton(new EnvironmentVariables(name => name == "REDIS_CACHE_UNAVAILABLE_WINDOW" ? "9" : null));
+        services.PostConfigure<RedisCacheOptions>(o =>
+        {
+            o.InstanceName = "post:";
+            ((ResilientRedisCacheOptions)o).UnavailableWindow = TimeSpan.FromSeconds(3);
+        });
+        services.AddResilientStackExchangeRedisCache(o =>
+        {
+            o.Configuration = "localhost:6379";
+            o.InstanceName = "code:";
+        });
+
+        using var provider = services.BuildServiceProvider();
+        var options = provider.GetRequiredService<IOptions<ResilientRedisCacheOptions>>().Value;
+        Assert.Equal("post:", options.InstanceName);
+        Assert.Equal(TimeSpan.FromSeconds(9), options.UnavailableWindow);
+    }
+
+    [Fact]
+    public void ResilientOptionsConfiguration_WinsOverRedisCacheOptionsConfiguration_RegisteredBetweenTheSameRegistrations()
+    {
+        var services = new ServiceCollection();
+        services.AddResilientStackExchangeRedisCache(o => o.Configuration = "localhost:6379");
+        services.Configure<ResilientRedisCacheOptions>(o => o.InstanceName = "derived:");
+        services.Configure<RedisCacheOptions>(o => o.InstanceName = "base:");
+
+        using var provider = services.BuildServiceProvider();
+        Assert.Equal("derived:", provider.GetRequiredService<IOptions<ResilientRedisCacheOptions>>().Value.InstanceName);
+    }
+
+    [Fact]
+    public void InvalidConnection_FromRedisCacheOptionsConfiguration_NamesThatSource()
+    {
+        var services = new ServiceCollection();
+        services.AddResilientStackExchangeRedisCache(o => o.Configuration = "localhost:6379");
+        services.Configure<RedisCacheOptions>(o => o.Configuration = "not a host!");
+        using var provider = services.BuildServiceProvider();
+
+        var error = Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<IOptions<RedisCacheOptions>>().Value);
+        Assert.Contains("Configuration (from a RedisCacheOptions configuration", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void RegistrationLayers_AndRedisCacheOptionsConfiguration_AreMergedInRegistrationOrder()
+    {
+        var services = new ServiceCollection();
+        var applied = new List<string>();
+        services.ConfigureAll<RedisCacheOptions>(_ => applied.Add("base 1"));
+        services.Configure<ResilientRedisCacheOptions>(_ => applied.Add("derived 1"));
+        services.AddResilientStackExchangeRedisCache(new ConfigurationBuilder().Build(), o =>
+        {
+            o.Configuration = "localhost:6379";
+            applied.Add("registration delegate");
+        });
+        services.AddKeyedResilientStackExchangeRedisCache("data", _ => applied.Add("keyed delegate"));
+        services.Configure<ResilientRedisCacheOptions>(_ => applied.Add("derived 2"));
+        services.ConfigureAll<RedisCacheOptions>(_ => applied.Add("base 2"));
+        services.AddResilientStackExchangeRedisCache(_ => applied.Add("second registration"));
+        services.ConfigureAll<RedisCacheOptions>(_ => applied.Add("base 3"));
+
+        using var provider = services.BuildServiceProvider();
+        _ = provider.GetRequiredService<IOptionsFactory<ResilientRedisCacheOptions>>().Create(Options.DefaultName);
+        Assert.Equal(["base 1", "derived 1", "registration delegate", "base 2", "derived 2", "second registration", "base 3"], applied);
+    }
+
     private static int UserTimeout(Socket socket)
     {
         Span<byte> value = stackalloc byte[4];
         socket.GetRawSocketOption(6, 18, value);
         return BitConverter.ToInt32(value);
+    }
+
+    private sealed class ConfigureProfiler : IConfigureOptions<RedisCacheOptions>
+    {
+        public static readonly Func<StackExchange.Redis.Profiling.ProfilingSession> Session = static () => new();
+
+        public void Configure(RedisCacheOptions options) => options.ProfilingSession = Session;
     }
 
     internal static ResilientRedisCacheOptions Resolve(

@@ -5,6 +5,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Testing;
+using Microsoft.Extensions.Options;
 using Moq;
 using Resilient.Caching.Configuration;
 
@@ -159,13 +160,96 @@ public sealed class RegistrationTests
         (logs, host) = await StartAsync(services =>
         {
             services.AddDistributedMemoryCache();
-            services.AddHealthChecks().AddResilientRedisCache();
+            services.AddHealthChecks().AddResilientStackExchangeRedisCache();
             services.Configure<ResilientRedisCacheOptions>(o => o.Configuration = "127.0.0.1:1");
         });
         using (host)
         {
             Assert.Contains(logs.GetSnapshot(), r => r.Id.Id == Log.IdSettingsInForce);
             Assert.DoesNotContain(logs.GetSnapshot(), r => r.Id.Id is Log.IdDistributedCacheNotInUse or Log.IdOutputCacheStoreNotInUse);
+        }
+    }
+
+    [Fact]
+    public void ConfigureRedisCacheOptions_AfterTheRegistration_IsWhatTheCacheUses_AsWithTheStockProvider()
+    {
+        // The stock provider's test, run against ours: RedisCacheOptions configured after the registration apply.
+        var services = new ServiceCollection();
+        services.AddResilientStackExchangeRedisCache(o => o.Configuration = "localhost");
+        services.Configure<RedisCacheOptions>(o => o.InstanceName = "cfg:");
+        var stock = new ServiceCollection();
+        stock.AddStackExchangeRedisCache(o => o.Configuration = "localhost");
+        stock.Configure<RedisCacheOptions>(o => o.InstanceName = "cfg:");
+
+        using var provider = services.BuildServiceProvider();
+        using var stockProvider = stock.BuildServiceProvider();
+        Assert.Equal("cfg:", stockProvider.GetRequiredService<IOptions<RedisCacheOptions>>().Value.InstanceName);
+        Assert.Equal("cfg:", provider.GetRequiredService<IOptions<RedisCacheOptions>>().Value.InstanceName);
+        Assert.IsType<ResilientDistributedCache>(provider.GetRequiredService<IDistributedCache>());
+        var used = provider.GetRequiredService<ResilientRedisCacheServices>();
+        Assert.Equal("cfg:", used.Options.InstanceName);
+        Assert.Equal("cfg:", used.CreateInnerOptions().InstanceName);
+    }
+
+    [Fact]
+    public void StockRegistrationsDelegate_BeforeOurs_StillApplies_AndOursWinsWhereBothSetAValue()
+    {
+        // An earlier AddStackExchangeRedisCache (a library's, say) configures RedisCacheOptions as any code does.
+        var services = new ServiceCollection();
+        services.AddStackExchangeRedisCache(o =>
+        {
+            o.Configuration = "stock-host";
+            o.InstanceName = "stock:";
+        });
+        services.AddResilientStackExchangeRedisCache(o => o.Configuration = "localhost");
+
+        using var provider = services.BuildServiceProvider();
+        var options = provider.GetRequiredService<ResilientRedisCacheServices>().Options;
+        Assert.Equal("localhost", options.Configuration);
+        Assert.Equal("stock:", options.InstanceName);
+    }
+
+    [Fact]
+    public async Task OutputCacheWithoutTheCachesRegistration_FailsStartSayingWhatToCall()
+    {
+        var builder = Host.CreateEmptyApplicationBuilder(new());
+        builder.Services.AddSingleton(new EnvironmentVariables(_ => null));
+        builder.Services.AddOutputCache();
+        builder.Services.AddResilientStackExchangeRedisOutputCache();
+        using var host = builder.Build();
+
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync(TestContext.Current.CancellationToken));
+        Assert.Contains("AddResilientStackExchangeRedisOutputCache was called, but AddResilientStackExchangeRedisCache was not", error.Message, StringComparison.Ordinal);
+        Assert.Contains("Call services.AddResilientStackExchangeRedisCache(...)", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("is empty", error.Message, StringComparison.Ordinal);
+
+        // Without a host (no ValidateOnStart): the same message when the store is first resolved.
+        var services = new ServiceCollection();
+        services.AddKeyedResilientStackExchangeRedisCache("data", o => o.Configuration = "localhost");
+        services.AddResilientStackExchangeRedisOutputCache();
+        using var provider = services.BuildServiceProvider();
+        error = Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<IOutputCacheStore>());
+        Assert.Contains("AddResilientStackExchangeRedisCache was not", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void OutputCacheWithTheCachesRegistration_OrItsConnectionConfigured_Resolves()
+    {
+        var services = new ServiceCollection();
+        services.AddResilientStackExchangeRedisOutputCache();
+        services.AddResilientStackExchangeRedisCache(o => o.Configuration = "localhost");
+        using (var provider = services.BuildServiceProvider())
+        {
+            Assert.NotNull(provider.GetRequiredService<IOutputCacheStore>());
+        }
+
+        // A connection set for the stock options is a connection: nothing is missing.
+        services = new ServiceCollection();
+        services.AddResilientStackExchangeRedisOutputCache();
+        services.Configure<RedisCacheOptions>(o => o.Configuration = "localhost");
+        using (var provider = services.BuildServiceProvider())
+        {
+            Assert.NotNull(provider.GetRequiredService<IOutputCacheStore>());
         }
     }
 

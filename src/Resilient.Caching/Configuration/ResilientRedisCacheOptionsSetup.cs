@@ -5,7 +5,8 @@ namespace Resilient.Caching.Configuration;
 
 /// <summary>
 /// The three layers above the defaults, in precedence order, each recording where a value came from so that a
-/// bad one can be reported with its source.
+/// bad one can be reported with its source. <c>RedisCacheOptions</c> configuration is placed among them by
+/// <see cref="RedisCacheOptionsBridge"/>.
 /// </summary>
 internal static class ResilientRedisCacheOptionsSetup
 {
@@ -56,35 +57,7 @@ internal static class ResilientRedisCacheOptionsSetup
     /// <summary>Layer 2: the code delegate; values it changes are attributed to it.</summary>
     public sealed class FromDelegate(Action<ResilientRedisCacheOptions> setup) : IConfigureOptions<ResilientRedisCacheOptions>
     {
-        public void Configure(ResilientRedisCacheOptions options)
-        {
-            var before = new object[Setting.All.Count];
-            for (var i = 0; i < before.Length; i++)
-            {
-                before[i] = Setting.All[i].Get(options);
-            }
-
-            var configuration = options.Configuration;
-            var configurationOptions = options.ConfigurationOptions;
-            setup(options);
-            if (!Equals(configuration, options.Configuration))
-            {
-                options.Sources[ConfigurationKey] = DelegateSource;
-            }
-
-            if (!ReferenceEquals(configurationOptions, options.ConfigurationOptions))
-            {
-                options.Sources[nameof(options.ConfigurationOptions)] = DelegateSource;
-            }
-
-            for (var i = 0; i < before.Length; i++)
-            {
-                if (!Equals(before[i], Setting.All[i].Get(options)))
-                {
-                    options.Sources[Setting.All[i].Path] = DelegateSource;
-                }
-            }
-        }
+        public void Configure(ResilientRedisCacheOptions options) => Attribute(options, DelegateSource, setup);
     }
 
     /// <summary>Layer 3: the flat environment variables, which win so operators can tune without a code change.</summary>
@@ -98,6 +71,37 @@ internal static class ResilientRedisCacheOptionsSetup
                 {
                     Apply(options, setting, text, fromEnvironment: true, $"environment variable {setting.EnvironmentVariable}");
                 }
+            }
+        }
+    }
+
+    /// <summary>Runs <paramref name="setup"/> and attributes to <paramref name="source"/> the values it changes.</summary>
+    internal static void Attribute(ResilientRedisCacheOptions options, string source, Action<ResilientRedisCacheOptions> setup)
+    {
+        var before = new object[Setting.All.Count];
+        for (var i = 0; i < before.Length; i++)
+        {
+            before[i] = Setting.All[i].Get(options);
+        }
+
+        var configuration = options.Configuration;
+        var configurationOptions = options.ConfigurationOptions;
+        setup(options);
+        if (!Equals(configuration, options.Configuration))
+        {
+            options.Sources[ConfigurationKey] = source;
+        }
+
+        if (!ReferenceEquals(configurationOptions, options.ConfigurationOptions))
+        {
+            options.Sources[nameof(options.ConfigurationOptions)] = source;
+        }
+
+        for (var i = 0; i < before.Length; i++)
+        {
+            if (!Equals(before[i], Setting.All[i].Get(options)))
+            {
+                options.Sources[Setting.All[i].Path] = source;
             }
         }
     }

@@ -10,8 +10,15 @@ namespace Resilient.Caching.Configuration;
 /// Validates the effective settings at start-up (<c>ValidateOnStart</c>). Every message names the setting, where
 /// its value came from and the value, so that a typo in an environment variable is found from the first log line.
 /// </summary>
-internal sealed class ResilientRedisCacheOptionsValidator : IValidateOptions<ResilientRedisCacheOptions>
+/// <param name="registrations">Which of our registrations the application made, when it made any that records them.</param>
+internal sealed class ResilientRedisCacheOptionsValidator(ResilientRegistrations? registrations = null) : IValidateOptions<ResilientRedisCacheOptions>
 {
+    /// <summary>What start-up says when the output cache was registered and the cache it shares was not.</summary>
+    internal const string OutputCacheWithoutCache =
+        "AddResilientStackExchangeRedisOutputCache was called, but AddResilientStackExchangeRedisCache was not: the output-cache store "
+        + "uses the connection and settings of the (unkeyed) resilient distributed cache. Call services.AddResilientStackExchangeRedisCache(...) "
+        + "(or builder.AddResilientStackExchangeRedisCache(connectionName)) with the Redis connection as well.";
+
     public ValidateOptionsResult Validate(string? name, ResilientRedisCacheOptions options)
     {
         var failures = new List<string>(options.ParseErrors);
@@ -37,7 +44,8 @@ internal sealed class ResilientRedisCacheOptionsValidator : IValidateOptions<Res
             failures.Add("PurgeInstanceOnOverflow = 'true' needs an InstanceName (the key prefix whose keys it deletes).");
         }
 
-        CheckConnection(options, failures);
+        var outputCacheAlone = string.IsNullOrEmpty(name) && registrations is { OutputCacheStore: true, DistributedCache: false };
+        CheckConnection(options, failures, outputCacheAlone);
         if (failures.Count == 0)
         {
             return ValidateOptionsResult.Success;
@@ -75,7 +83,7 @@ internal sealed class ResilientRedisCacheOptionsValidator : IValidateOptions<Res
         }
     }
 
-    private static void CheckConnection(ResilientRedisCacheOptions options, List<string> failures)
+    private static void CheckConnection(ResilientRedisCacheOptions options, List<string> failures, bool outputCacheAlone)
     {
         if (options.ConnectionMultiplexerFactory is not null)
         {
@@ -94,7 +102,10 @@ internal sealed class ResilientRedisCacheOptionsValidator : IValidateOptions<Res
         var subject = $"Configuration (from {source})";
         if (string.IsNullOrWhiteSpace(options.Configuration))
         {
-            failures.Add($"{subject} is empty: set the Redis connection string (e.g. \"localhost:6379\" or \"redis://user:password@host:6379/0\"), ConfigurationOptions or ConnectionMultiplexerFactory.");
+            // Without the cache's registration nothing set the connection: name the missing call, not the empty value.
+            failures.Add(outputCacheAlone
+                ? OutputCacheWithoutCache
+                : $"{subject} is empty: set the Redis connection string (e.g. \"localhost:6379\" or \"redis://user:password@host:6379/0\"), ConfigurationOptions or ConnectionMultiplexerFactory.");
             return;
         }
 

@@ -53,7 +53,7 @@ internal sealed class ResilientRedisCacheHealthCheck(ResilientRedisCacheServices
         if (answered && shardsOut.Count > 0)
         {
             // A cluster with a primary out: the cache works, without that shard's keys.
-            var outList = string.Join(", ", shardsOut.Select(static s => $"{s.ServerAddress} (slots {s.Slots})"));
+            var outList = string.Join(", ", shardsOut.Select(static s => $"{s.ServerAddress} (slots {string.Join(",", s.Slots)})"));
             var shardData = OutageData(availability);
             shardData[UnavailableShardsKey] = shardsOut.Select(static s => s.ServerAddress).ToArray();
             return HealthCheckResult.Degraded(

@@ -16,7 +16,7 @@ public static class ResilientStackExchangeRedisOutputCacheServiceCollectionExten
     /// </summary>
     /// <remarks>
     /// The connection and every resilience setting come from <c>AddResilientStackExchangeRedisCache(...)</c>,
-    /// which must be called too; without it start-up fails with "Configuration is empty". Wins over any
+    /// which must be called too; without it start-up fails saying so. Wins over any
     /// <see cref="IOutputCacheStore"/> registered before (e.g. by <c>AddOutputCache</c>), as the stock extension does;
     /// call <c>AddOutputCache</c> as usual for the middleware and policies.
     /// </remarks>

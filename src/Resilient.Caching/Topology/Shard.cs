@@ -22,7 +22,7 @@ internal sealed class Shard
         FirstSlot = firstSlot;
         Controller = controller;
         IsDeployment = isDeployment;
-        _layout = new Layout(string.Empty, string.Empty, false, probeKey);
+        _layout = new Layout(string.Empty, string.Empty, [], false, probeKey);
     }
 
     public int FirstSlot { get; }
@@ -42,6 +42,9 @@ internal sealed class Shard
     /// <summary>Gets the slot ranges, as Redis writes them (<c>0-5460</c>).</summary>
     public string Slots => Volatile.Read(ref _layout).Slots;
 
+    /// <summary>Gets the slot ranges, typed (what <see cref="CacheShardAvailability.Slots"/> hands out).</summary>
+    public IReadOnlyList<CacheSlotRange> SlotRanges => Volatile.Read(ref _layout).SlotRanges;
+
     /// <summary>Gets a value indicating whether the shard has a replica that may serve reads while its primary is out.</summary>
     public bool HasReplica => Volatile.Read(ref _layout).HasReplica;
 
@@ -54,8 +57,8 @@ internal sealed class Shard
     /// <summary>Describes the shard in a log line: empty for the deployment's window.</summary>
     public string Describe(string reason) => IsDeployment ? reason : $"{reason} on shard {ServerAddress} (slots {Slots})";
 
-    internal void Relayout(string serverAddress, string slots, bool hasReplica, string? probeKey) =>
-        Volatile.Write(ref _layout, new Layout(serverAddress, slots, hasReplica, probeKey ?? ProbeKey));
+    internal void Relayout(string serverAddress, IReadOnlyList<CacheSlotRange> slotRanges, bool hasReplica, string? probeKey) =>
+        Volatile.Write(ref _layout, new Layout(serverAddress, string.Join(",", slotRanges), slotRanges, hasReplica, probeKey ?? ProbeKey));
 
     internal void Retire() => Volatile.Write(ref _retired, true);
 
@@ -63,5 +66,5 @@ internal sealed class Shard
 
     internal void ResumeReplicaReads() => Volatile.Write(ref _replicaReadsPausedUntil, 0);
 
-    private sealed record Layout(string ServerAddress, string Slots, bool HasReplica, string ProbeKey);
+    private sealed record Layout(string ServerAddress, string Slots, IReadOnlyList<CacheSlotRange> SlotRanges, bool HasReplica, string ProbeKey);
 }

@@ -117,11 +117,12 @@ internal sealed class ShardMap
             {
                 var (primary, first) = ordered[i];
                 var shard = Array.Find(old.Shards, s => s.FirstSlot == first) ?? NewShard(first, primary.Slots);
-                var slots = string.Join(",", primary.Slots.Select(static r => r.From == r.To ? $"{r.From}" : $"{r.From}-{r.To}"));
+                var ranges = Array.AsReadOnly(primary.Slots.Select(static r => new CacheSlotRange(r.From, r.To)).OrderBy(static r => r.From).ToArray());
+                var slots = string.Join(",", ranges);
 
                 // Resharded: the probe's key must lie in the slots the shard serves now.
                 var probeKey = shard.Slots.Length != 0 && shard.Slots != slots ? ProbeKeyIn(primary.Slots) : null;
-                shard.Relayout(primary.Address, slots, primary.HasReplica, probeKey);
+                shard.Relayout(primary.Address, ranges, primary.HasReplica, probeKey);
                 foreach (var range in primary.Slots)
                 {
                     owner.AsSpan(range.From, range.To - range.From + 1).Fill((ushort)i);

@@ -41,7 +41,7 @@ public sealed class KeyedCacheTests
         services.AddSingleton(new EnvironmentVariables(name => name == "TCP_KEEPALIVE_IDLE" ? "42" : null));
         services.AddResilientStackExchangeRedisCache(configuration.GetSection("Redis"));
         services.AddKeyedResilientStackExchangeRedisCache("data", configuration.GetSection("DataRedis"), o => o.TcpKeepAlive.Count = 3);
-        services.AddHealthChecks().AddResilientRedisCache().AddKeyedResilientRedisCache("data");
+        services.AddHealthChecks().AddResilientStackExchangeRedisCache().AddKeyedResilientStackExchangeRedisCache("data");
         await using var provider = services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true, ValidateScopes = true });
         using var operations = new MetricCollector<long>(provider.GetRequiredService<IMeterFactory>(), ResilientCacheMetrics.MeterName, ResilientCacheMetrics.OperationsName);
         using var gauge = new MetricCollector<int>(provider.GetRequiredService<IMeterFactory>(), ResilientCacheMetrics.MeterName, ResilientCacheMetrics.AvailabilityName);

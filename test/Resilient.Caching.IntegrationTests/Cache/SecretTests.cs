@@ -109,7 +109,7 @@ public sealed class SecretTests : IAsyncLifetime
         });
         builder.Services.AddOutputCache();
         builder.Services.AddResilientStackExchangeRedisOutputCache();
-        builder.Services.AddHealthChecks().AddResilientRedisCache();
+        builder.Services.AddHealthChecks().AddResilientStackExchangeRedisCache();
         using var host = builder.Build();
         await host.StartAsync(Ct);
 

@@ -105,5 +105,5 @@ public sealed class HealthCheckTests
                 o.ConnectTimeout = OperationTimeout;
                 o.UnavailableWindow = window;
             },
-            services: s => s.AddMetrics().AddHealthChecks().AddResilientRedisCache());
+            services: s => s.AddMetrics().AddHealthChecks().AddResilientStackExchangeRedisCache());
 }

@@ -20,7 +20,7 @@ using Xunit;
 namespace Resilient.Caching.IntegrationTests.Hosting;
 
 /// <summary>
-/// <c>builder.AddResilientRedisDistributedCache("cache")</c> in the environment an Aspire AppHost gives a project:
+/// <c>builder.AddResilientStackExchangeRedisCache("cache")</c> in the environment an Aspire AppHost gives a project:
 /// <c>ConnectionStrings__cache</c> and <c>ConnectionStrings__data</c> as environment variables, settings in the
 /// documented section, OpenTelemetry set up by the application without naming our meter.
 /// </summary>
@@ -48,8 +48,8 @@ public sealed class HostOneLinerTests
         builder.Services.AddSingleton(new EnvironmentVariables(_ => null));
         builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddInMemoryExporter(exported));
 
-        builder.AddResilientRedisDistributedCache("cache");
-        builder.AddKeyedResilientRedisDistributedCache("data");
+        builder.AddResilientStackExchangeRedisCache("cache");
+        builder.AddKeyedResilientStackExchangeRedisCache("data");
 
         await using var app = builder.Build();
         app.MapGet("/", async (IDistributedCache cache, [FromKeyedServices("data")] IDistributedCache data) =>
@@ -112,7 +112,7 @@ public sealed class HostOneLinerTests
         });
         builder.Services.AddSingleton(new EnvironmentVariables(_ => null));
 
-        builder.AddResilientRedisDistributedCache("cache");
+        builder.AddResilientStackExchangeRedisCache("cache");
 
         using var host = builder.Build();
         Assert.Empty(host.Services.GetService<IOptions<HealthCheckServiceOptions>>()?.Value.Registrations ?? []);
@@ -122,7 +122,7 @@ public sealed class HostOneLinerTests
         var on = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
         on.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["ConnectionStrings:cache"] = "127.0.0.1:1" });
         on.Services.AddSingleton(new EnvironmentVariables(_ => null));
-        on.AddResilientRedisDistributedCache("cache");
+        on.AddResilientStackExchangeRedisCache("cache");
         using var onHost = on.Build();
         Assert.Single(onHost.Services.GetRequiredService<IOptions<HealthCheckServiceOptions>>().Value.Registrations, r => r.Name == "redis-cache");
     }
@@ -132,7 +132,7 @@ public sealed class HostOneLinerTests
     {
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
         builder.Services.AddSingleton(new EnvironmentVariables(_ => null));
-        builder.AddResilientRedisDistributedCache("cache");
+        builder.AddResilientStackExchangeRedisCache("cache");
         using var host = builder.Build();
 
         var error = Assert.Throws<OptionsValidationException>(() => host.Services.GetRequiredService<IDistributedCache>());

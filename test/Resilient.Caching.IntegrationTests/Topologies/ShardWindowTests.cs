@@ -41,7 +41,7 @@ public sealed class ShardWindowTests
             o.OperationTimeout = OperationTimeout;
             o.ConnectTimeout = OperationTimeout;
             o.UnavailableWindow = Window;
-        }, services: s => s.AddMetrics().AddHealthChecks().AddResilientRedisCache());
+        }, services: s => s.AddMetrics().AddHealthChecks().AddResilientStackExchangeRedisCache());
         using var transitions = new MetricCollector<long>(lab.Provider.GetRequiredService<IMeterFactory>(), ResilientCacheMetrics.MeterName, ResilientCacheMetrics.TransitionsName);
         using var availabilityGauge = new MetricCollector<int>(lab.Provider.GetRequiredService<IMeterFactory>(), ResilientCacheMetrics.MeterName, ResilientCacheMetrics.AvailabilityName);
         var opened = new List<CacheWindowOpenedEventArgs>();

@@ -49,6 +49,23 @@ public sealed class ShardWindowTests : IDisposable
     }
 
     [Fact]
+    public void ShardSlots_AreTypedRanges_WrittenAsRedisWritesThem()
+    {
+        _map.Apply([new("10.0.0.1:6379", [new SlotRange(7, 7), new SlotRange(0, 5)], HasReplica: false)]);
+
+        var slots = Assert.Single(_h.Availability.Shards).Slots;
+        Assert.Equal([new CacheSlotRange(0, 5), new CacheSlotRange(7, 7)], slots);
+        Assert.Equal("0-5,7", string.Join(",", slots));
+        Assert.Equal("0-5460", new CacheSlotRange(0, 5460).ToString());
+        Assert.Equal("42", new CacheSlotRange(42, 42).ToString());
+        Assert.Equal(6, slots[0].Count);
+        Assert.True(slots[1].Contains(7));
+        Assert.False(slots[0].Contains(6));
+        Assert.IsNotType<CacheSlotRange[]>(slots);
+        Assert.Equal("0-5,7", _map.Shards[0].Slots);
+    }
+
+    [Fact]
     public void FailureOfOneShardsKey_KeepsOnlyThatShardOffRedis()
     {
         var (down, up) = KeysOnTwoShards();

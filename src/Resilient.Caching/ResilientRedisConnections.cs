@@ -8,6 +8,14 @@ namespace Resilient.Caching;
 /// after a failure, so a tool told about the first one only would go blind after the first outage: subscribe here
 /// and it is told about every one, for as long as it is in use.
 /// </summary>
+/// <remarks>
+/// Subscribers get the multiplexer itself because that is what such tools take: OpenTelemetry's
+/// <c>AddConnection(IConnectionMultiplexer)</c> registers a profiler on it and reads back the commands it sent, which
+/// no narrower handle allows. Commands sent through it bypass the cache: no unavailable window, no operation timeout of
+/// ours, no record of writes to replay after an outage. Observe it; read and write the cache through
+/// <c>IDistributedCache</c> (or <see cref="ResilientDistributedCache"/>), and never close or dispose the multiplexer:
+/// the cache owns it and retires it itself.
+/// </remarks>
 /// <example>
 /// <code>
 /// builder.Services.AddOpenTelemetry().WithTracing(tracing => tracing
@@ -29,7 +37,10 @@ public sealed class ResilientRedisConnections
     /// multiplexer, for every multiplexer in use now and every one created later (after a reset, a new one).
     /// What it returns is disposed when that multiplexer is retired, so that the subscriber lets go of it.
     /// </summary>
-    /// <param name="onConnection">Called once per multiplexer; keep it short (it may run on a connecting thread).</param>
+    /// <param name="onConnection">
+    /// Called once per multiplexer; keep it short (it may run on a connecting thread). The multiplexer is for
+    /// observing (instrumentation), not for cache traffic: see the remarks on <see cref="ResilientRedisConnections"/>.
+    /// </param>
     /// <returns>Ends the subscription and disposes what <paramref name="onConnection"/> returned for the multiplexers still in use.</returns>
     /// <remarks>Multiplexers an application supplies through <c>ConnectionMultiplexerFactory</c> are its own and are not reported.</remarks>
     public IDisposable Subscribe(Func<string, IConnectionMultiplexer, IDisposable?> onConnection)

@@ -12,9 +12,10 @@ namespace Microsoft.Extensions.Hosting;
 /// One line for hosts, in the manner of .NET Aspire's client integrations: the connection string from
 /// <c>ConnectionStrings:{name}</c> (what an Aspire AppHost injects as <c>ConnectionStrings__{name}</c>), the settings
 /// from the section <c>ResilientCaching:{name}</c>, and the health check and the meter switched on unless that
-/// section says otherwise.
+/// section says otherwise. The methods have the names of the service-collection registrations they wrap
+/// (<c>services.AddResilientStackExchangeRedisCache</c>, <c>services.AddKeyedResilientStackExchangeRedisCache</c>).
 /// </summary>
-public static class ResilientRedisHostApplicationBuilderExtensions
+public static class ResilientStackExchangeRedisCacheHostApplicationBuilderExtensions
 {
     /// <summary>The root of the settings sections: <c>ResilientCaching:{connectionName}</c>.</summary>
     public const string SettingsSectionRoot = "ResilientCaching";
@@ -36,68 +37,66 @@ public static class ResilientRedisHostApplicationBuilderExtensions
     /// </remarks>
     /// <param name="builder">The host builder.</param>
     /// <param name="connectionName">The name of the connection string, e.g. <c>"cache"</c>.</param>
-    /// <param name="configureOptions">Optional code configuration, applied after the configuration.</param>
-    public static void AddResilientRedisDistributedCache(this IHostApplicationBuilder builder, string connectionName, Action<ResilientRedisCacheOptions>? configureOptions = null)
+    /// <param name="setupAction">Optional code configuration, applied after the configuration.</param>
+    public static void AddResilientStackExchangeRedisCache(this IHostApplicationBuilder builder, string connectionName, Action<ResilientRedisCacheOptions>? setupAction = null)
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentException.ThrowIfNullOrEmpty(connectionName);
 
-        var section = Configure(builder, Options.Options.DefaultName, connectionName, configureOptions);
+        var section = Configure(builder, Options.Options.DefaultName, connectionName, setupAction);
         builder.Services.AddResilientRedisCacheCore().UseResilientDistributedCache();
         if (!section.GetValue<bool>(DisableHealthChecksKey))
         {
-            builder.Services.AddHealthChecks().AddResilientRedisCache();
+            builder.Services.AddHealthChecks().AddResilientStackExchangeRedisCache();
         }
 
         EnableMetrics(builder, section);
     }
 
     /// <summary>
-    /// Adds a keyed resilient Redis cache (<c>[FromKeyedServices("{name}")] IDistributedCache</c>) for the connection
-    /// <paramref name="name"/>, which is also its service key and cache name, with its health check
-    /// (<c>"redis-cache-{name}"</c>) and the meter.
+    /// Adds a keyed resilient Redis cache (<c>[FromKeyedServices("{serviceKey}")] IDistributedCache</c>) for the
+    /// connection <paramref name="serviceKey"/>, which is also its service key and cache name, with its health check
+    /// (<c>"redis-cache-{serviceKey}"</c>) and the meter.
     /// </summary>
-    /// <remarks>Settings as for <see cref="AddResilientRedisDistributedCache"/>, from <c>ResilientCaching:{name}</c> and <c>ConnectionStrings:{name}</c>.</remarks>
+    /// <remarks>
+    /// Settings as for <see cref="AddResilientStackExchangeRedisCache(IHostApplicationBuilder, string, Action{ResilientRedisCacheOptions}?)"/>,
+    /// from <c>ResilientCaching:{serviceKey}</c> and <c>ConnectionStrings:{serviceKey}</c>.
+    /// </remarks>
     /// <param name="builder">The host builder.</param>
-    /// <param name="name">The name of the connection string, the service key and the cache name.</param>
-    /// <param name="configureOptions">Optional code configuration, applied after the configuration.</param>
-    public static void AddKeyedResilientRedisDistributedCache(this IHostApplicationBuilder builder, string name, Action<ResilientRedisCacheOptions>? configureOptions = null)
+    /// <param name="serviceKey">The service key, which is also the name of the connection string and the cache name.</param>
+    /// <param name="setupAction">Optional code configuration, applied after the configuration.</param>
+    public static void AddKeyedResilientStackExchangeRedisCache(this IHostApplicationBuilder builder, string serviceKey, Action<ResilientRedisCacheOptions>? setupAction = null)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        ArgumentException.ThrowIfNullOrEmpty(name);
+        ArgumentException.ThrowIfNullOrEmpty(serviceKey);
 
-        var section = Configure(builder, name, name, configureOptions);
-        builder.Services.AddKeyedResilientRedisCacheCore(name);
+        var section = Configure(builder, serviceKey, serviceKey, setupAction);
+        builder.Services.AddKeyedResilientRedisCacheCore(serviceKey);
         if (!section.GetValue<bool>(DisableHealthChecksKey))
         {
-            builder.Services.AddHealthChecks().AddKeyedResilientRedisCache(name);
+            builder.Services.AddHealthChecks().AddKeyedResilientStackExchangeRedisCache(serviceKey);
         }
 
         EnableMetrics(builder, section);
     }
 
-    private static IConfigurationSection Configure(IHostApplicationBuilder builder, string optionsName, string connectionName, Action<ResilientRedisCacheOptions>? configureOptions)
+    private static IConfigurationSection Configure(IHostApplicationBuilder builder, string optionsName, string connectionName, Action<ResilientRedisCacheOptions>? setupAction)
     {
         var configuration = builder.Configuration;
         var section = configuration.GetSection($"{SettingsSectionRoot}:{connectionName}");
-        var services = builder.Services;
-        services.AddSingleton<IConfigureOptions<ResilientRedisCacheOptions>>(
-            new ConfigureNamedOptions<ResilientRedisCacheOptions>(optionsName, new ResilientRedisCacheOptionsSetup.FromSection(section, s_switches).Configure));
-        services.AddSingleton<IConfigureOptions<ResilientRedisCacheOptions>>(new ConfigureNamedOptions<ResilientRedisCacheOptions>(optionsName, options =>
-        {
-            // Read when the options are built, so that configuration added after this call counts.
-            if (configuration.GetConnectionString(connectionName) is { Length: > 0 } connectionString)
+        builder.Services.AddRegistrationLayers(
+            optionsName,
+            new ResilientRedisCacheOptionsSetup.FromSection(section, s_switches).Configure,
+            options =>
             {
-                options.Configuration = connectionString;
-                options.Sources[ResilientRedisCacheOptionsSetup.ConfigurationKey] = $"connection string 'ConnectionStrings:{connectionName}'";
-            }
-        }));
-        if (configureOptions is not null)
-        {
-            services.AddSingleton<IConfigureOptions<ResilientRedisCacheOptions>>(
-                new ConfigureNamedOptions<ResilientRedisCacheOptions>(optionsName, new ResilientRedisCacheOptionsSetup.FromDelegate(configureOptions).Configure));
-        }
-
+                // Read when the options are built, so that configuration added after this call counts.
+                if (configuration.GetConnectionString(connectionName) is { Length: > 0 } connectionString)
+                {
+                    options.Configuration = connectionString;
+                    options.Sources[ResilientRedisCacheOptionsSetup.ConfigurationKey] = $"connection string 'ConnectionStrings:{connectionName}'";
+                }
+            },
+            setupAction is null ? null : new ResilientRedisCacheOptionsSetup.FromDelegate(setupAction).Configure);
         return section;
     }
 
