@@ -48,11 +48,12 @@ internal sealed class CacheCore : IDisposable
         var notifications = new OutageNotifications(Availability, Metrics, logger, options.LogIgnoredExceptions);
         var judge = new FailureJudge(Shards, connection, isThreadPoolStarved);
         Outages = new OutageLifecycle(Shards, connection, judge, Pending, notifications, Metrics, options.OperationTimeout, evictTag);
-        var ledger = new OutageLedger(Pending, options.InvalidateKeysReadDuringOutage, Metrics, logger);
+        var ledger = new OutageLedger(Pending, options.InvalidateKeysReadDuringOutage, ResilientRedisCacheOptions.SplitPrefixes(options.InvalidateKeyPrefixesReadDuringOutage),
+            keys, connection, Metrics, logger);
         Guard = new CacheGuard(
             Shards,
             connection,
-            new ConnectionWait(connection, Deployment, options.OperationTimeout),
+            new ReadinessWait(connection, Deployment, options.OperationTimeout),
             judge,
             Outages,
             new ReplicaReader(Shards, keys, connection, ledger, Metrics, notifications, options.OperationTimeout),

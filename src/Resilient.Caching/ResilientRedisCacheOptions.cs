@@ -106,23 +106,37 @@ public class ResilientRedisCacheOptions : RedisCacheOptions
     /// connection) instead of the application's thread pool, so that an application starving its own pool (sync over
     /// async, blocking I/O) does not make a healthy Redis look dead. It is StackExchange.Redis's process-wide
     /// <c>DedicatedThreads</c> feature flag, turned on when the first connection is made: other multiplexers the
-    /// application creates afterwards get it too. It costs about 180 bytes and, on loopback, a few tens of
-    /// microseconds per call (a thread hop): turn it off if the application never blocks thread-pool threads.
+    /// application creates afterwards get it too. It costs two threads per connection, about 180 bytes and, on
+    /// loopback, a few tens of microseconds per call (a thread hop). Off by default: a timeout the application's own
+    /// starvation explains (its pool starved, or the reply received but not read) opens no window anyway.
     /// </summary>
-    /// <value>The default value is <see langword="true"/>. Environment variable: <c>REDIS_CACHE_DEDICATED_THREADS</c>.</value>
-    public bool DedicatedThreads { get; set; } = true;
+    /// <value>The default value is <see langword="false"/>. Environment variable: <c>REDIS_CACHE_DEDICATED_THREADS</c>.</value>
+    public bool DedicatedThreads { get; set; }
 
     /// <summary>
     /// Gets or sets whether every key read during an outage (answered with a made-up miss) is deleted when Redis is
     /// back, as if the application had removed it: what the application saw during the outage (nothing) is what it
-    /// finds after it. This is what keeps a sign-out during the outage a sign-out: cookie authentication whose ticket
-    /// read was a made-up miss, and <c>Session.Clear()</c> on a session read so, write nothing at all. The price: every
-    /// session, ticket and entry read during the outage is gone afterwards (its users sign in again). Off, such keys
-    /// keep their values, and a write computed from the made-up miss is not applied (the stored value stays intact),
-    /// but a sign-out during the outage may be undone once Redis is back.
+    /// finds after it. Off (the default), such keys keep their values: nobody is signed out by an outage, and a write
+    /// computed from the made-up miss never replaces the stored value. A sign-out during the outage is honoured either
+    /// way (cookie authentication with a ticket store over the distributed cache); what this adds is that a
+    /// <c>Session.Clear()</c> during the outage, whose read was a made-up miss, is not undone. The price: every session,
+    /// ticket and entry read during the outage is gone afterwards. See also <see cref="InvalidateKeyPrefixesReadDuringOutage"/>.
     /// </summary>
-    /// <value>The default value is <see langword="true"/>. Environment variable: <c>REDIS_CACHE_INVALIDATE_KEYS_READ_DURING_OUTAGE</c>.</value>
-    public bool InvalidateKeysReadDuringOutage { get; set; } = true;
+    /// <value>The default value is <see langword="false"/>. Environment variable: <c>REDIS_CACHE_INVALIDATE_KEYS_READ_DURING_OUTAGE</c>.</value>
+    public bool InvalidateKeysReadDuringOutage { get; set; }
+
+    /// <summary>
+    /// Gets or sets the key prefixes (comma-separated, without the <c>InstanceName</c>) whose keys read during an
+    /// outage are deleted when Redis is back, as <see cref="InvalidateKeysReadDuringOutage"/> does for every key: for
+    /// the keys whose emptiness during the outage must not be undone (a store of your own of revocations, carts
+    /// emptied on checkout…).
+    /// </summary>
+    /// <value>The default value is <see langword="null"/> (none). Environment variable: <c>REDIS_CACHE_INVALIDATE_KEY_PREFIXES_READ_DURING_OUTAGE</c>.</value>
+    public string? InvalidateKeyPrefixesReadDuringOutage { get; set; }
+
+    /// <summary>The prefixes of <see cref="InvalidateKeyPrefixesReadDuringOutage"/>, trimmed, empty ones left out.</summary>
+    internal static IReadOnlyList<string> SplitPrefixes(string? prefixes) =>
+        prefixes is null ? [] : prefixes.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
 
     /// <summary>Where each setting got its value (setting path → source), for error messages.</summary>
     internal Dictionary<string, string> Sources { get; } = new(StringComparer.Ordinal);

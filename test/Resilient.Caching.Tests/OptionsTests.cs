@@ -28,8 +28,9 @@ public sealed class OptionsTests
         Assert.Equal(TimeSpan.FromSeconds(30), options.UnavailableWindow);
         Assert.True(options.IgnoreExceptions);
         Assert.True(options.LogIgnoredExceptions);
-        Assert.True(options.DedicatedThreads);
-        Assert.True(options.InvalidateKeysReadDuringOutage);
+        Assert.False(options.DedicatedThreads);
+        Assert.False(options.InvalidateKeysReadDuringOutage);
+        Assert.Null(options.InvalidateKeyPrefixesReadDuringOutage);
     }
 
     [Fact]

@@ -36,6 +36,8 @@ internal sealed class Setting
         new("PurgeInstanceOnOverflow", "REDIS_CACHE_PURGE_INSTANCE_ON_OVERFLOW", SettingKind.Boolean, o => o.PurgeInstanceOnOverflow, (o, v) => o.PurgeInstanceOnOverflow = (bool)v),
         new("DedicatedThreads", "REDIS_CACHE_DEDICATED_THREADS", SettingKind.Boolean, o => o.DedicatedThreads, (o, v) => o.DedicatedThreads = (bool)v),
         new("InvalidateKeysReadDuringOutage", "REDIS_CACHE_INVALIDATE_KEYS_READ_DURING_OUTAGE", SettingKind.Boolean, o => o.InvalidateKeysReadDuringOutage, (o, v) => o.InvalidateKeysReadDuringOutage = (bool)v),
+        new("InvalidateKeyPrefixesReadDuringOutage", "REDIS_CACHE_INVALIDATE_KEY_PREFIXES_READ_DURING_OUTAGE", SettingKind.Text,
+            o => o.InvalidateKeyPrefixesReadDuringOutage ?? string.Empty, (o, v) => o.InvalidateKeyPrefixesReadDuringOutage = (string)v),
     ];
 
     /// <summary>Gets the path under the configuration section, e.g. <c>TcpKeepAlive:Idle</c>.</summary>
@@ -58,6 +60,10 @@ internal sealed class Setting
         text = text.Trim();
         switch (Kind)
         {
+            case SettingKind.Text:
+                expected = "text";
+                value = text;
+                return true;
             case SettingKind.Boolean:
                 expected = "true or false (also 1/0, yes/no, on/off)";
                 if (TryParseBoolean(text, out var flag))
@@ -148,4 +154,7 @@ internal enum SettingKind
     Timeout,
     Window,
     RecordCount,
+
+    /// <summary>Free text (a comma-separated list, for one).</summary>
+    Text,
 }

@@ -31,7 +31,7 @@ internal sealed partial class CacheGuard
 {
     private readonly ShardMap _shards;
     private readonly IRedisConnection _connection;
-    private readonly ConnectionWait _wait;
+    private readonly ReadinessWait _wait;
     private readonly FailureJudge _judge;
     private readonly OutageLifecycle _outages;
     private readonly ReplicaReader _replicas;
@@ -42,7 +42,7 @@ internal sealed partial class CacheGuard
     public CacheGuard(
         ShardMap shards,
         IRedisConnection connection,
-        ConnectionWait wait,
+        ReadinessWait wait,
         FailureJudge judge,
         OutageLifecycle outages,
         ReplicaReader replicas,
@@ -73,15 +73,38 @@ internal sealed partial class CacheGuard
 
         /// <summary>The primary is out, but a replica may serve the read.</summary>
         Replica,
+
+        /// <summary>A suspected failure is being checked: wait for the verdict, then enter again.</summary>
+        AwaitVerdict,
+    }
+
+    /// <summary>What a caller whose call failed with a Redis failure does next.</summary>
+    private enum FollowUp
+    {
+        /// <summary>Take the fallback (what the call left behind is remembered).</summary>
+        Fallback,
+
+        /// <summary>The read failed fast and a replica may serve it.</summary>
+        ReadReplica,
+
+        /// <summary>The call failed fast on what may be a blip: wait for the verdict, and call again if it was one.</summary>
+        RetryAfterVerdict,
     }
 
     public CacheAvailability Availability { get; }
 
     public ILogger Logger { get; }
 
-    public TResult Run<TState, TResult>(CacheCall<TState, TResult> call, in CacheTarget target, TState state)
+    public TResult Run<TState, TResult>(CacheCall<TState, TResult> call, in CacheTarget target, TState state) => Run(call, target, state, mayRetry: true);
+
+    private TResult Run<TState, TResult>(CacheCall<TState, TResult> call, in CacheTarget target, TState state, bool mayRetry)
     {
         var entry = Enter(call.Operation, target, out var shard);
+        if (entry == Entry.AwaitVerdict)
+        {
+            entry = AfterVerdict(call.Operation, target, ReadinessWait.WaitForVerdict(shard.Controller.Verdict), shard, out shard);
+        }
+
         if (entry == Entry.Replica)
         {
             return FromReplica(call, target, shard, state);
@@ -92,6 +115,13 @@ internal sealed partial class CacheGuard
             return call.Fallback;
         }
 
+        if (!_ledger.MayWrite(call.Operation, target))
+        {
+            // Computed from a made-up miss while the key holds its real value: not applied, so that value stays intact.
+            _metrics.Skipped(call.Operation);
+            return call.Fallback;
+        }
+
         var attempt = Begin(call.Operation, target);
         try
         {
@@ -99,9 +129,20 @@ internal sealed partial class CacheGuard
             Succeeded(attempt, call.Outcome(result));
             return result;
         }
-        catch (Exception exception) when (TakesFallback(attempt, exception, abandoned: null, CancellationToken.None, readsReplicaNext: call.FromReplica is not null))
+        catch (Exception exception) when (TakesFallback(attempt, exception, abandoned: null, CancellationToken.None, out var followUp, out var failed, readsReplica: call.FromReplica is not null, mayRetry))
         {
-            return RetriesOnReplica(attempt, exception, call.FromReplica is not null) is { } replica ? FromReplica(call, target, replica, state) : call.Fallback;
+            switch (followUp)
+            {
+                case FollowUp.ReadReplica:
+                    return FromReplica(call, target, failed!, state);
+                case FollowUp.RetryAfterVerdict when ReadinessWait.WaitForVerdict(failed!.Controller.Verdict, Elapsed(attempt)).Outcome == ReadinessOutcome.Ready:
+                    return Run(call, target, state, mayRetry: false);
+                case FollowUp.RetryAfterVerdict:
+                    _ledger.NotReached(call.Operation, target);
+                    return call.Fallback;
+                default:
+                    return call.Fallback;
+            }
         }
     }
 
@@ -134,14 +175,12 @@ internal sealed partial class CacheGuard
 
         if (gate == WindowController.Gate.Proceed)
         {
-            if (_ledger.IsWriteFromMadeUpMiss(operation, target))
-            {
-                // Not applied, so the value Redis holds stays intact.
-                _metrics.Skipped(operation);
-                return Entry.Fallback;
-            }
-
             return _connection.IsReady ? Entry.Proceed : Entry.NeedsConnection;
+        }
+
+        if (gate == WindowController.Gate.AwaitVerdict)
+        {
+            return Entry.AwaitVerdict;
         }
 
         if (gate == WindowController.Gate.StartProbe)
@@ -150,6 +189,17 @@ internal sealed partial class CacheGuard
         }
 
         return _replicas.CanRead(operation, target, shard) ? Entry.Replica : Skip(operation, target, shard);
+    }
+
+    /// <summary>
+    /// Enters again once the wait for a verdict is over: a blip closed the window (Redis is used as if nothing had
+    /// happened); an outage, or no verdict in time, skips Redis as inside the window.
+    /// </summary>
+    private Entry AfterVerdict(CacheOperation operation, in CacheTarget target, in ReadinessResult waited, Shard waitedOn, out Shard shard)
+    {
+        var entry = waited.Outcome == ReadinessOutcome.Skip ? Entry.AwaitVerdict : Enter(operation, target, out waitedOn);
+        shard = waitedOn;
+        return entry != Entry.AwaitVerdict ? entry : _replicas.CanRead(operation, target, shard) ? Entry.Replica : Skip(operation, target, shard);
     }
 
     private Entry Skip(CacheOperation operation, in CacheTarget target, Shard shard)
@@ -176,16 +226,16 @@ internal sealed partial class CacheGuard
     /// the client's own timeout, a positive bound after which the caller is let go, or <see cref="TimeSpan.Zero"/> for
     /// "take the fallback" (the failure recorded, or Redis skipped).
     /// </summary>
-    private TimeSpan AfterConnectionWait(CacheOperation operation, in CacheTarget target, in ConnectionWaitResult waited)
+    private TimeSpan AfterConnectionWait(CacheOperation operation, in CacheTarget target, in ReadinessResult waited)
     {
         switch (waited.Outcome)
         {
-            case ConnectionWaitOutcome.Ready:
+            case ReadinessOutcome.Ready:
                 return Timeout.InfiniteTimeSpan;
-            case ConnectionWaitOutcome.ReadyWithin:
+            case ReadinessOutcome.ReadyWithin:
                 return waited.Deadline;
-            case ConnectionWaitOutcome.NoConnection:
-                if (!TakesFallback(Begin(operation, target), waited.Failure!, abandoned: null, CancellationToken.None))
+            case ReadinessOutcome.NoConnection:
+                if (!TakesFallback(Begin(operation, target), waited.Failure!, abandoned: null, CancellationToken.None, out _, out _))
                 {
                     throw waited.Failure!;
                 }
@@ -197,7 +247,10 @@ internal sealed partial class CacheGuard
         }
     }
 
-    private Attempt Begin(CacheOperation operation, in CacheTarget target) => new(operation, target, _connection.Generation, _metrics.Start());
+    private Attempt Begin(CacheOperation operation, in CacheTarget target) =>
+        new(operation, target, _connection.Generation, _metrics.Start(), System.Diagnostics.Stopwatch.GetTimestamp());
+
+    private static TimeSpan Elapsed(in Attempt attempt) => System.Diagnostics.Stopwatch.GetElapsedTime(attempt.Started);
 
     private void Succeeded(in Attempt attempt, CacheOutcome outcome)
     {
@@ -214,10 +267,21 @@ internal sealed partial class CacheGuard
     /// <param name="exception">What it threw.</param>
     /// <param name="abandoned">The inner call, when the caller stopped waiting for it.</param>
     /// <param name="cancellationToken">The caller's token.</param>
-    /// <param name="deadline">Our own bound after a slow connect, if any.</param>
-    /// <param name="readsReplicaNext">The caller can take a replica's answer: a read that failed fast, whose key a replica may serve, is not remembered here (the caller reads it from the replica, or remembers it when that fails too).</param>
-    private bool TakesFallback(in Attempt attempt, Exception exception, Task? abandoned, CancellationToken cancellationToken, TimeSpan deadline = default, bool readsReplicaNext = false)
+    /// <param name="followUp">What the caller does next when it takes the fallback.</param>
+    /// <param name="failed">The shard of the failure, for the follow-up.</param>
+    /// <param name="readsReplica">The caller can take a replica's answer.</param>
+    /// <param name="mayRetry">The caller may call again after a blip (its first attempt).</param>
+    /// <param name="deadline">Our own bound after a wait, if any.</param>
+    /// <remarks>
+    /// A call whose follow-up is a replica read or a retry is not remembered here: the caller remembers it when the
+    /// follow-up fails too.
+    /// </remarks>
+    private bool TakesFallback(
+        in Attempt attempt, Exception exception, Task? abandoned, CancellationToken cancellationToken, out FollowUp followUp, out Shard? failed,
+        bool readsReplica = false, bool mayRetry = false, TimeSpan deadline = default)
     {
+        followUp = FollowUp.Fallback;
+        failed = null;
         if (exception is TimeoutException && deadline > TimeSpan.Zero && abandoned is { IsCompleted: false })
         {
             // Our own bound after a slow connect, not Redis timing out: let the caller go, and let the call's real
@@ -247,7 +311,16 @@ internal sealed partial class CacheGuard
         }
 
         _outages.RecordFailure(attempt.Operation, exception, verdict);
-        if (!(readsReplicaNext && FailureJudge.IsFastFailure(exception) && _replicas.CanRead(attempt.Operation, attempt.Target, verdict.Shard)))
+        failed = verdict.Shard;
+        if (readsReplica && FailureJudge.IsFastFailure(exception) && _replicas.CanRead(attempt.Operation, attempt.Target, verdict.Shard))
+        {
+            followUp = FollowUp.ReadReplica;
+        }
+        else if (mayRetry && !verdict.IsOutage && FailureJudge.IsFastFailure(exception) && verdict.Shard.Controller.Verdict is { IsCompleted: false })
+        {
+            followUp = FollowUp.RetryAfterVerdict;
+        }
+        else
         {
             _ledger.NotReached(attempt.Operation, attempt.Target);
         }
@@ -266,7 +339,7 @@ internal sealed partial class CacheGuard
                     return;
                 }
 
-                if (!guard.TakesFallback(attempt, exception, abandoned: null, CancellationToken.None) && guard._settings.LogIgnoredExceptions)
+                if (!guard.TakesFallback(attempt, exception, abandoned: null, CancellationToken.None, out _, out _) && guard._settings.LogIgnoredExceptions)
                 {
                     Log.AbandonedOperationFailed(guard.Logger, exception, attempt.Operation.Name(), Redaction.Describe(exception));
                 }
@@ -277,22 +350,10 @@ internal sealed partial class CacheGuard
             TaskScheduler.Default);
     }
 
-    /// <summary>
-    /// The shard of a read that failed fast and may be answered by a replica instead (the primary went away while
-    /// the read was under way: a reset, a refused or closed connection); null when the fallback stands. A read that
-    /// timed out has had its whole operation timeout already.
-    /// </summary>
-    private Shard? RetriesOnReplica(in Attempt attempt, Exception exception, bool readsReplica)
-    {
-        if (!readsReplica || !FailureJudge.IsFastFailure(exception)
-            || RedisErrorClassifier.Classify(exception, attempt.Generation != _connection.Generation) == RedisFailureKind.None)
-        {
-            return null;
-        }
-
-        var shard = _judge.ShardOf(attempt.Target, exception);
-        return _replicas.CanRead(attempt.Operation, attempt.Target, shard) ? shard : null;
-    }
-
-    private readonly record struct Attempt(CacheOperation Operation, CacheTarget Target, int Generation, long StartTimestamp);
+    /// <param name="Operation">What the call is.</param>
+    /// <param name="Target">What it is about.</param>
+    /// <param name="Generation">The connection generation it used.</param>
+    /// <param name="StartTimestamp">When it started, for the duration histogram; 0 when nobody listens.</param>
+    /// <param name="Started">When it started (real time), for the caller's budget.</param>
+    private readonly record struct Attempt(CacheOperation Operation, CacheTarget Target, int Generation, long StartTimestamp, long Started);
 }

@@ -9,7 +9,11 @@ namespace Resilient.Caching.Outages;
 /// <param name="Shard">The window it belongs to.</param>
 /// <param name="IsOutage">An outage at once, rather than a suspicion a probe must confirm first.</param>
 /// <param name="MayReset">The connection may be dropped and made afresh.</param>
-internal readonly record struct FailureVerdict(RedisFailureKind Kind, Shard Shard, bool IsOutage, bool MayReset)
+/// <param name="IsStall">
+/// A timeout the application's own stall explains (its thread pool starved, or the reply already received but not yet
+/// read): it says nothing about Redis, so no window, no reset, no probe.
+/// </param>
+internal readonly record struct FailureVerdict(RedisFailureKind Kind, Shard Shard, bool IsOutage, bool MayReset, bool IsStall = false)
 {
     /// <summary>Gets a value indicating whether the failure is Redis's (swallowed, counted), not the caller's (propagated).</summary>
     public bool IsRedisFailure => Kind != RedisFailureKind.None;
@@ -49,8 +53,9 @@ internal sealed class FailureJudge
         // Only a failure of the current connection says anything about it: one of a connection already reset does not
         // reset the fresh one (a probe may be using it). With more than one server the client fails over by itself,
         // and the connections to the servers that are fine stay; nor does a starved pool's timeout say the socket is dead.
-        var mayReset = current && kind == RedisFailureKind.Transport && CanReset(shard) && !IsStarvation(exception);
-        return new FailureVerdict(kind, shard, IsOutage(exception, kind), mayReset);
+        var stall = IsStarvation(exception);
+        var mayReset = current && kind == RedisFailureKind.Transport && CanReset(shard) && !stall;
+        return new FailureVerdict(kind, shard, IsOutage(exception, kind), mayReset, stall);
     }
 
     /// <summary>
@@ -71,8 +76,38 @@ internal sealed class FailureJudge
         _ => true,
     };
 
-    /// <summary>A timeout while the application's thread pool is starved: the reply may be sitting unread.</summary>
-    public bool IsStarvation(Exception exception) => exception is TimeoutException && _isThreadPoolStarved();
+    /// <summary>
+    /// A timeout the application's stall explains: its thread pool is starved now, or the client's own report says
+    /// bytes were received and not yet read (<c>in: N</c> or <c>in-pipe: N</c> with N &gt; 0) — Redis answered.
+    /// </summary>
+    public bool IsStarvation(Exception exception) => exception is TimeoutException && (RepliesUnread(exception.Message) || _isThreadPoolStarved());
+
+    /// <summary>Whether StackExchange.Redis's timeout report shows bytes received but not yet read.</summary>
+    internal static bool RepliesUnread(string message) => CountAfter(message, "in: ") > 0 || CountAfter(message, "in-pipe: ") > 0;
+
+    private static long CountAfter(string message, string label)
+    {
+        var at = 0;
+        while ((at = message.IndexOf(label, at, StringComparison.Ordinal)) >= 0)
+        {
+            // "in: " must be the whole label, not the end of another ("last-in: ", "cur-in: ").
+            if (at == 0 || message[at - 1] is ' ' or ',' or '(')
+            {
+                var digits = message.AsSpan(at + label.Length);
+                var length = 0;
+                while (length < digits.Length && char.IsAsciiDigit(digits[length]))
+                {
+                    length++;
+                }
+
+                return long.TryParse(digits[..length], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var count) ? count : 0;
+            }
+
+            at += label.Length;
+        }
+
+        return 0;
+    }
 
     /// <summary>A failure that came before the operation timeout (a reset, a refusal): a replica may still answer in time.</summary>
     public static bool IsFastFailure(Exception exception) => exception is not (TimeoutException or OperationCanceledException);

@@ -60,6 +60,19 @@ internal sealed class OutageLifecycle
     public void RecordFailure(CacheOperation operation, Exception exception, in FailureVerdict verdict)
     {
         var shard = verdict.Shard;
+        if (verdict.IsStall)
+        {
+            // The application's stall, not Redis's: no window, no reset, no probe. A write whose outcome it left
+            // unknown is invalidated right away, off the caller's path.
+            _notify.FailedWhileOut(operation.Name(), exception);
+            if (_pending.Count > 0)
+            {
+                _ = CatchUpAsync(shard);
+            }
+
+            return;
+        }
+
         var transition = shard.Controller.RecordFailure(exception, verdict.IsOutage, fromProbe: false);
         switch (transition)
         {
@@ -167,6 +180,14 @@ internal sealed class OutageLifecycle
     /// <summary>A failed probe is a confirmation, whatever the error: the window opens (or reopens) in full.</summary>
     private void ProbeFailed(Shard shard, Exception exception, int generation, bool early)
     {
+        if (_judge.IsStarvation(exception))
+        {
+            // A probe judged on a starved pool says nothing about Redis: the window keeps its end, and the next
+            // caller past it probes again.
+            shard.Controller.RecordFailure(exception, confirmed: true, fromProbe: true, early: true);
+            return;
+        }
+
         var current = generation == _connection.Generation;
         var kind = RedisErrorClassifier.Classify(exception, connectionWasReset: !current);
         var transition = shard.Controller.RecordFailure(exception, confirmed: true, fromProbe: true, early);

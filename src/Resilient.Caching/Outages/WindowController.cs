@@ -31,6 +31,10 @@ internal sealed class WindowController : IDisposable
     private long _lastErrorAtUtcTicks;
     private CancellationTokenSource _opened = new();
 
+    // Set while a suspected failure is being checked: true when the probe finds Redis fine (a blip), false when it
+    // confirms an outage. Callers that arrive meanwhile wait for it within their own budget.
+    private TaskCompletionSource<bool>? _verdict;
+
     /// <param name="timeProvider">All time comes from here.</param>
     /// <param name="window">How long Redis is left alone after a confirmed failure.</param>
     /// <param name="probeBudget">The longest a probe may take (the operation timeout); its permit lasts a little longer.</param>
@@ -95,6 +99,12 @@ internal sealed class WindowController : IDisposable
     /// </summary>
     public CancellationToken StoppedUsingRedis => Volatile.Read(ref _opened).Token;
 
+    /// <summary>
+    /// Gets the verdict on a suspected failure while a probe checks it (<see langword="true"/>: a blip, Redis is in use
+    /// again; <see langword="false"/>: an outage); null when no suspicion is being checked.
+    /// </summary>
+    public Task<bool>? Verdict => Volatile.Read(ref _verdict)?.Task;
+
     /// <summary>Decides whether a caller may call Redis now. Allocation-free; lock-free unless a probe may start.</summary>
     public Gate TryEnter()
     {
@@ -107,6 +117,12 @@ internal sealed class WindowController : IDisposable
         var now = _timeProvider.GetTimestamp();
         if (now < until || now < Volatile.Read(ref _permitUntil))
         {
+            if (Volatile.Read(ref _verdict) is { Task.IsCompleted: false })
+            {
+                // A probe is checking a suspicion: its verdict is worth waiting for (a permit that expired starts another).
+                return Gate.AwaitVerdict;
+            }
+
             _skipped.Increment();
             return Gate.ShortCircuit;
         }
@@ -144,6 +160,7 @@ internal sealed class WindowController : IDisposable
         Volatile.Write(ref _lastErrorAtUtcTicks, _timeProvider.GetUtcNow().UtcTicks);
         var now = _timeProvider.GetTimestamp();
         CancellationTokenSource? release = null;
+        TaskCompletionSource<bool>? confirmedOutage = null;
         Transition transition;
         var stopped = false;
         lock (_lock)
@@ -159,6 +176,8 @@ internal sealed class WindowController : IDisposable
                 // A failed probe is a confirmation, whatever the error: the window opens (or reopens) in full.
                 _openUntil = Math.Max(1, now + _window);
                 _permitUntil = 0;
+                confirmedOutage = _verdict;
+                Volatile.Write(ref _verdict, null);
                 transition = _confirmed ? Transition.Reopened : Transition.Opened;
                 if (!_confirmed)
                 {
@@ -184,6 +203,7 @@ internal sealed class WindowController : IDisposable
                     _openUntil = Math.Max(1, now);
                     _permitUntil = now + _permitLifetime;
                     _confirmed = false;
+                    Volatile.Write(ref _verdict, new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously));
                     transition = Transition.Suspected;
                 }
             }
@@ -191,6 +211,8 @@ internal sealed class WindowController : IDisposable
             {
                 // A call that was already under way confirms what the probe is still checking.
                 _openUntil = Math.Max(1, now + _window);
+                confirmedOutage = _verdict;
+                Volatile.Write(ref _verdict, null);
                 _confirmed = true;
                 _outages++;
                 transition = Transition.Opened;
@@ -207,6 +229,7 @@ internal sealed class WindowController : IDisposable
         }
 
         release?.Cancel();
+        confirmedOutage?.TrySetResult(false);
         if (stopped)
         {
             _onAvailabilityChanged?.Invoke(false);
@@ -238,6 +261,7 @@ internal sealed class WindowController : IDisposable
     public ClosedWindow? RecordProbeSuccess()
     {
         ClosedWindow result;
+        TaskCompletionSource<bool>? blip;
         lock (_lock)
         {
             if (_openUntil == 0)
@@ -249,6 +273,8 @@ internal sealed class WindowController : IDisposable
             _openUntil = 0;
             _permitUntil = 0;
             _confirmed = false;
+            blip = _verdict;
+            Volatile.Write(ref _verdict, null);
             if (Volatile.Read(ref _opened).IsCancellationRequested)
             {
                 Volatile.Write(ref _opened, new CancellationTokenSource());
@@ -256,11 +282,16 @@ internal sealed class WindowController : IDisposable
         }
 
         _onAvailabilityChanged?.Invoke(true);
+        blip?.TrySetResult(true);
         return result;
     }
 
     /// <summary>Releases every caller still waiting for a connection (shutdown does not wait for Redis). The sources are not disposed: a late caller may still read <see cref="StoppedUsingRedis"/>.</summary>
-    public void Dispose() => Volatile.Read(ref _opened).Cancel();
+    public void Dispose()
+    {
+        Volatile.Read(ref _opened).Cancel();
+        Volatile.Read(ref _verdict)?.TrySetResult(false);
+    }
 
     private long ToTimestampUnits(TimeSpan value) => (long)(value.TotalSeconds * _timeProvider.TimestampFrequency);
 
@@ -274,6 +305,9 @@ internal sealed class WindowController : IDisposable
         /// <summary>The window has elapsed and this caller holds the probe permit: start the probe, take the fallback.</summary>
         StartProbe,
         ShortCircuit,
+
+        /// <summary>A suspected failure is being checked: wait for the <see cref="Verdict"/> (within the caller's budget) rather than skip Redis.</summary>
+        AwaitVerdict,
     }
 
     internal enum Transition

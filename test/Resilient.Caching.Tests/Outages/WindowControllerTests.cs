@@ -59,14 +59,18 @@ public sealed class WindowControllerTests
     }
 
     [Fact]
-    public void SuspectedFailure_HoldsThePermitAtOnce_AndABlipClosesSilently()
+    public async Task SuspectedFailure_HoldsThePermitAtOnce_AndABlipClosesSilently()
     {
         using var controller = new WindowController(_time, Window, Budget);
 
         Assert.Equal(WindowController.Transition.Suspected, controller.RecordFailure(Reset(), confirmed: false, fromProbe: false));
 
-        // Nobody calls Redis while the check runs, and nobody else starts one; it is not an outage (yet).
-        Assert.Equal(WindowController.Gate.ShortCircuit, controller.TryEnter());
+        // Nobody calls Redis while the check runs, and nobody else starts one: callers wait for its verdict. It is not
+        // an outage (yet).
+        Assert.Equal(WindowController.Gate.AwaitVerdict, controller.TryEnter());
+        var verdict = controller.Verdict;
+        Assert.NotNull(verdict);
+        Assert.False(verdict.IsCompleted);
         Assert.False(controller.IsAvailable);
         Assert.False(controller.IsOutage);
         Assert.Equal(0, controller.Outages);
@@ -74,21 +78,30 @@ public sealed class WindowControllerTests
         var closed = controller.RecordProbeSuccess();
         Assert.NotNull(closed);
         Assert.False(closed.Value.WasOutage);
+        Assert.True(verdict.IsCompletedSuccessfully);
+        Assert.True(await verdict);
+        Assert.Null(controller.Verdict);
         Assert.Equal(WindowController.Gate.Proceed, controller.TryEnter());
         Assert.False(controller.StoppedUsingRedis.IsCancellationRequested);
     }
 
     [Fact]
-    public void SuspectedFailure_ThatTheProbeConfirms_IsAnOutage()
+    public async Task SuspectedFailure_ThatTheProbeConfirms_IsAnOutage()
     {
         using var controller = new WindowController(_time, Window, Budget);
         controller.RecordFailure(Reset(), confirmed: false, fromProbe: false);
+        var verdict = controller.Verdict!;
 
         Assert.Equal(WindowController.Transition.Opened, controller.RecordFailure(Reset(), confirmed: true, fromProbe: true));
 
         Assert.False(controller.IsAvailable);
         Assert.Equal(Window, controller.RetryAfter);
         Assert.Equal(1, controller.Outages);
+
+        // Whoever waited for the verdict hears "outage", and callers skip Redis as in any window.
+        Assert.True(verdict.IsCompletedSuccessfully);
+        Assert.False(await verdict);
+        Assert.Equal(WindowController.Gate.ShortCircuit, controller.TryEnter());
     }
 
     [Fact]
