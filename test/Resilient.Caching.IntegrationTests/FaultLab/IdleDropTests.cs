@@ -42,11 +42,12 @@ public sealed class IdleDropTests
         Assert.True(noticed, $"the dead idle connection was not noticed within {NoticeBound.TotalSeconds:0} s");
         Assert.True(await Lab.EventuallyAsync(() => KernelSockets.EstablishedTo(redis.Host, redis.Port) == 0, Lab.Slack), "a socket to Redis is still established");
 
-        // The next request, while the path is still dead, knows at once: no operation timeout to wait out.
+        // The next request, while the path is still dead, does not stall: the connection is known closed, and the
+        // request waits at most for the verdict on what may be a blip, within its own operation timeout.
         var call = Stopwatch.StartNew();
         Assert.Null(await lab.Cache.GetAsync("k", async));
         Lab.Report($"keepalive on: first request after the drop took {call.Elapsed.TotalMilliseconds:0} ms");
-        Assert.True(call.Elapsed < Lab.SlowCall, $"the first request after the drop took {call.Elapsed.TotalMilliseconds:0} ms");
+        Assert.True(call.Elapsed < Lab.CallBound, $"the first request after the drop took {call.Elapsed.TotalMilliseconds:0} ms");
 
         // The path heals: the cache is used again after the window.
         await redis.RestoreTrafficAsync();

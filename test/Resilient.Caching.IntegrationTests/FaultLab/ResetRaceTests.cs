@@ -34,6 +34,8 @@ public sealed class ResetRaceTests
             await Task.Delay(200, Lab.Ct); // The calls reach the frozen server: part of the scenario.
             Assert.All(calls, c => Assert.False(c.IsCompleted));
 
+            // The window opens (a confirmed outage), and with it the connection is reset, as the guard does.
+            lab.Services.Core.Deployment.RecordFailure(new TimeoutException("confirmed"), confirmed: true, fromProbe: false);
             lab.Services.Connection.Reset();
 
             // Released at once, long before the 5 s operation timeout, and none throws.

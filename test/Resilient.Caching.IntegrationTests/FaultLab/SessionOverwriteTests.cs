@@ -26,6 +26,7 @@ public sealed class SessionOverwriteTests
         await using var proxy = new FaultProxy(server.Host, server.Port);
         // Keys read during the outage kept (the default deletes them at recovery): the stored session must survive as it was.
         using var lab = new LabCache(proxy.ConnectionString, o => o.InvalidateKeysReadDuringOutage = false);
+        await lab.WarmUpAsync();
         var session = Lab.Bytes("session: user=42; cart=[book, lamp]; " + new string('x', 200));
         var emptySession = Lab.Bytes("session: (new)");
         var entry = new DistributedCacheEntryOptions { SlidingExpiration = TimeSpan.FromMinutes(20) };

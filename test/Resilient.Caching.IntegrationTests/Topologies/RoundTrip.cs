@@ -24,7 +24,8 @@ internal static class RoundTrip
         for (var i = 0; i < placements.Count; i++)
         {
             var (server, key) = placements[i];
-            var sync = i % 2 == 0;
+            // Async first: a synchronous call cannot be abandoned, so on a cold start it does not wait long for a connection.
+            var sync = i % 2 == 1;
             var stored = instanceName + key;
             var value = Encoding.UTF8.GetBytes($"value of {key}");
 
