@@ -21,10 +21,12 @@ namespace Resilient.Caching.Benchmarks;
 /// redis-server on loopback, so that what a provider switches on for its whole process (StackExchange.Redis's
 /// <c>DedicatedThreads</c> feature flag, thread-pool behaviour, timers) shows in its own figures only. Two parts:
 /// <list type="number">
-/// <item>a latency harness: <c>--rounds</c> rounds, each launching one <see cref="ProcessLatencyWorker"/> per provider
-/// one after the other (the order rotates every round), each timing every call of Get, GetAsync, Set, SetAsync;
-/// per provider, the median over its launches of p50 / p99 / p99.9, and of the ratio to the stock launch of the same
-/// round; thread counts after the warm-up;</item>
+/// <item>a latency harness: <c>--launches</c> times, one <see cref="ProcessLatencyWorker"/> process per provider, all
+/// alive at once but only one at work at any time: each warms up alone, then, per operation (Get, GetAsync, Set,
+/// SetAsync), <c>--blocks</c> rounds in which each process in turn runs a block of <c>--block-calls</c> timed calls
+/// (rotating order). Ratios from adjacent blocks cancel the machine's drift as the in-process paired run does, while
+/// each provider keeps its process to itself. p50 / p99 / p99.9 of every call, threads after the warm-up, and per
+/// call CPU, allocations, thread-pool work items, lock contentions and context switches;</item>
 /// <item>BenchmarkDotNet, one job per provider (each job is its own process): means with confidence intervals,
 /// percentiles of the iteration means, allocations, thread-pool work items and lock contentions per call.</item>
 /// </list>
@@ -34,18 +36,17 @@ internal static class ProcessHealthyPath
 {
     public const string Flag = "--processes";
 
-    private static readonly string[] s_operations = ["Get", "GetAsync", "Set", "SetAsync"];
-
-    // No worker may run longer than this (it bounds its own phases; this is the backstop).
-    private static readonly TimeSpan s_workerTimeout = TimeSpan.FromSeconds(120);
+    private static readonly string[] s_operations = ProcessLatencyWorker.Operations;
 
     public static async Task<int> RunAsync(string[] args)
     {
-        var rounds = Option(args, "--rounds", 4);
-        var calls = Option(args, "--calls", 20_000);
+        var launches = Option(args, "--launches", 3);
+        var blocks = Option(args, "--blocks", 40);
+        var blockCalls = Option(args, "--block-calls", 500);
         var warmupMs = Option(args, "--warmup-ms", 2_000);
         var providers = ProcessProviders.Parse(OptionText(args, "--providers") ?? ProcessProviders.DefaultSelection);
         var runBdn = !args.Contains("--no-bdn", StringComparer.OrdinalIgnoreCase);
+        var syncOnMain = args.Contains("--sync-on-main", StringComparer.OrdinalIgnoreCase);
         var output = OptionText(args, "--out");
         var command = OptionText(args, "--command") ?? "./benchmarks/run-benchmarks.sh " + string.Join(' ', args);
 
@@ -57,23 +58,16 @@ internal static class ProcessHealthyPath
 
         var started = Stopwatch.GetTimestamp();
         var header = MachineInfo.Summary(command);
-        var launches = new List<WorkerResult>();
-        var launchLoads = new List<string>();
+        var harness = new HarnessResults(providers);
+        var loads = new List<string>();
         Summary? summary = null;
         await using (var redis = await RedisServer.StartNewAsync())
         {
-            for (var round = 0; round < rounds; round++)
+            for (var launch = 0; launch < launches; launch++)
             {
-                for (var i = 0; i < providers.Count; i++)
-                {
-                    var provider = providers[(i + round) % providers.Count];
-                    var result = await LaunchWorkerAsync(provider, redis.ConnectionString, calls, warmupMs);
-                    launches.Add(result);
-                    launchLoads.Add(result.LoadAverage);
-                    var figures = string.Join("  ", result.Operations.Select(o => string.Create(CultureInfo.InvariantCulture, $"{o.Name} p50 {o.P50Us:0.0} p99 {o.P99Us:0.0} µs")));
-                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"round {round + 1}/{rounds} {provider.Name,-12} threads {result.Threads,3}  {figures}  load {result.LoadAverage}"));
-                }
+                await RunLaunchAsync(launch, providers, redis.ConnectionString, blocks, blockCalls, warmupMs, syncOnMain, harness);
+                loads.Add(MachineInfo.LoadAverage);
+                Console.WriteLine($"launch {launch + 1}/{launches} done; load average {MachineInfo.LoadAverage}");
             }
 
             if (runBdn)
@@ -88,9 +82,9 @@ internal static class ProcessHealthyPath
         report.AppendLine();
         report.AppendLine(header);
         report.AppendLine(string.Create(CultureInfo.InvariantCulture,
-            $"- Load average (1/5/15 min) as each harness process ended: {string.Join("; ", launchLoads)}; at the end: {MachineInfo.LoadAverage}; total time {Stopwatch.GetElapsedTime(started).TotalMinutes:0.0} min"));
+            $"- Load average (1/5/15 min) after each launch of the harness: {string.Join("; ", loads)}; at the end: {MachineInfo.LoadAverage}; total time {Stopwatch.GetElapsedTime(started).TotalMinutes:0.0} min"));
         report.AppendLine();
-        WriteHarness(report, providers, launches, rounds, calls, warmupMs);
+        harness.Write(report, launches, blocks, blockCalls, warmupMs, syncOnMain);
         if (summary is not null)
         {
             WriteBdn(report, providers, summary);
@@ -108,138 +102,57 @@ internal static class ProcessHealthyPath
         return summary is null || summary.Reports.All(r => r.Success) ? 0 : 1;
     }
 
-    private static async Task<WorkerResult> LaunchWorkerAsync(ProcessProvider provider, string redis, int calls, int warmupMs)
+    /// <summary>
+    /// One launch: a process per provider, each warmed up alone, then for every operation <paramref name="blocks"/>
+    /// rounds in which each provider runs one block while the others wait (the order rotates every round).
+    /// </summary>
+    private static async Task RunLaunchAsync(int launch, IReadOnlyList<ProcessProvider> providers, string redis, int blocks, int blockCalls, int warmupMs, bool syncOnMain, HarnessResults results)
     {
-        var start = new ProcessStartInfo
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        var self = Environment.ProcessPath ?? throw new InvalidOperationException("The path of this program is unknown.");
-        start.FileName = self;
-        if (Path.GetFileNameWithoutExtension(self).Equals("dotnet", StringComparison.OrdinalIgnoreCase))
-        {
-            start.ArgumentList.Add(typeof(ProcessHealthyPath).Assembly.Location);
-        }
-
-        foreach (var argument in new[] { ProcessLatencyWorker.Flag, "--calls", calls.ToString(CultureInfo.InvariantCulture), "--warmup-ms", warmupMs.ToString(CultureInfo.InvariantCulture) })
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        start.Environment[ProcessProviders.ProviderVariable] = provider.Name;
-        start.Environment[ProcessProviders.RedisVariable] = redis;
-        foreach (var (name, value) in provider.Environment)
-        {
-            start.Environment[name] = value;
-        }
-
-        using var process = Process.Start(start) ?? throw new InvalidOperationException("The worker process did not start.");
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(s_workerTimeout);
+        var order = Enumerable.Range(0, providers.Count).Select(i => providers[(i + launch) % providers.Count]).ToList();
+        var workers = new List<WorkerProcess>();
         try
         {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"The {provider.Name} worker (pid {process.Id}) did not finish within {s_workerTimeout.TotalSeconds:0} s.");
-        }
-
-        var lines = (await stdout).Split('\n');
-        var json = lines.FirstOrDefault(l => l.StartsWith(ProcessLatencyWorker.ResultPrefix, StringComparison.Ordinal));
-        if (process.ExitCode != 0 || json is null)
-        {
-            throw new InvalidOperationException($"The {provider.Name} worker failed (exit code {process.ExitCode}):\n{await stdout}\n{await stderr}");
-        }
-
-        return JsonSerializer.Deserialize<WorkerResult>(json[ProcessLatencyWorker.ResultPrefix.Length..])
-            ?? throw new InvalidOperationException("The worker's result could not be read.");
-    }
-
-    private static void WriteHarness(StringBuilder report, IReadOnlyList<ProcessProvider> providers, List<WorkerResult> launches, int rounds, int calls, int warmupMs)
-    {
-        var stock = launches.Where(l => l.Provider == ProcessProviders.Stock).ToList();
-        report.AppendLine("## Per-call latency, each provider alone in its process");
-        report.AppendLine();
-        report.AppendLine(string.Create(CultureInfo.InvariantCulture,
-            $"{rounds} rounds; each round starts one process per provider, one after the other (the order rotates every round), against the one redis-server. A process warms every operation up for {warmupMs / 1000.0:0.#} s, then makes {calls:N0} sequential calls of each operation (1 KB value, 20-minute sliding expiration: a Get hit is HMGET + EXPIRE) and times each call (Stopwatch). Cells: the median over the rounds of ours / stock in the same round, **bold** above 1.05; in brackets the median over the launches, µs. Threads: the process's threads after the warm-up (median; difference to stock in brackets), all of them, and without the thread pool's workers (whose number the pool varies with load)."));
-        report.AppendLine();
-        report.Append("| provider |");
-        foreach (var operation in s_operations)
-        {
-            report.Append(CultureInfo.InvariantCulture, $" {operation} p50 | {operation} p99 |");
-        }
-
-        report.AppendLine(" threads | threads besides the pool's workers |");
-        report.Append("| --- |");
-        report.Append(string.Concat(Enumerable.Repeat(" ---: | ---: |", s_operations.Length)));
-        report.AppendLine(" ---: | ---: |");
-        var stockThreads = Median(stock.Select(l => (double)l.Threads));
-        var stockOwnThreads = Median(stock.Select(OwnThreads));
-        foreach (var provider in providers)
-        {
-            var mine = launches.Where(l => l.Provider == provider.Name).ToList();
-            report.Append(CultureInfo.InvariantCulture, $"| {provider.Name} |");
-            foreach (var operation in s_operations)
+            foreach (var provider in order)
             {
-                report.Append(CultureInfo.InvariantCulture, $" {Cell(mine, stock, operation, o => o.P50Us)} | {Cell(mine, stock, operation, o => o.P99Us)} |");
+                workers.Add(await WorkerProcess.StartAsync(provider, redis, syncOnMain));
             }
 
-            var threads = Median(mine.Select(l => (double)l.Threads));
-            var own = Median(mine.Select(OwnThreads));
-            report.AppendLine(CultureInfo.InvariantCulture, $" {threads:0} ({threads - stockThreads:+0;-0;0}) | {own:0} ({own - stockOwnThreads:+0;-0;0}) |");
-        }
-
-        report.AppendLine();
-        report.AppendLine("Medians over the launches: µs per call, and per call what the whole process (all threads) spent over the measured calls: CPU time (µs), bytes allocated, thread-pool work items completed, lock contentions, voluntary context switches (a thread blocking and being woken). The counts hardly depend on the machine's load; the times do.");
-        report.AppendLine();
-        report.AppendLine("| provider | operation | mean | p50 | p90 | p99 | p99.9 | CPU µs | B | work items | lock contentions | context switches |");
-        report.AppendLine("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-        foreach (var provider in providers)
-        {
-            var mine = launches.Where(l => l.Provider == provider.Name).ToList();
-            foreach (var operation in s_operations)
+            foreach (var worker in workers)
             {
-                var of = mine.Select(l => l.Operations.Single(o => o.Name == operation)).ToList();
-                report.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                    $"| {provider.Name} | {operation} | {Median(of.Select(o => o.MeanUs)):0.0} | {Median(of.Select(o => o.P50Us)):0.0} | {Median(of.Select(o => o.P90Us)):0.0} | {Median(of.Select(o => o.P99Us)):0.0} | {Median(of.Select(o => o.P999Us)):0.0} | {Median(of.Select(o => o.CpuUsPerCall)):0.0} | {Median(of.Select(o => o.BytesPerCall)):0} | {Median(of.Select(o => o.WorkItemsPerCall)):0.00} | {Median(of.Select(o => o.LockContentionsPerCall)):0.00} | {Median(of.Select(o => o.VoluntarySwitchesPerCall)):0.00} |"));
+                _ = await worker.AskAsync(string.Create(CultureInfo.InvariantCulture, $"warm {warmupMs}"));
+            }
+
+            foreach (var operation in ProcessLatencyWorker.Operations)
+            {
+                for (var block = 0; block < blocks; block++)
+                {
+                    var medians = new Dictionary<string, double>(StringComparer.Ordinal);
+                    for (var i = 0; i < workers.Count; i++)
+                    {
+                        var worker = workers[(i + block) % workers.Count];
+                        var answer = (await worker.AskAsync(string.Create(CultureInfo.InvariantCulture, $"block {operation} {blockCalls}"))).Split(' ');
+                        medians[worker.Provider.Name] = double.Parse(answer[1], CultureInfo.InvariantCulture);
+                    }
+
+                    results.AddRound(operation, medians);
+                }
+
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"launch {launch + 1}: {operation} done"));
+            }
+
+            foreach (var worker in workers)
+            {
+                results.AddLaunch(JsonSerializer.Deserialize<WorkerResult>(await worker.AskAsync("summary"))
+                    ?? throw new InvalidOperationException("A worker's summary could not be read."));
             }
         }
-
-        report.AppendLine();
-        report.AppendLine("Threads after the warm-up, by name (first launch of each; `DedicatedThreads` is StackExchange.Redis's process-wide feature flag as read in that process):");
-        report.AppendLine();
-        report.AppendLine("| provider | what | DedicatedThreads | threads | by name |");
-        report.AppendLine("| --- | --- | --- | ---: | --- |");
-        foreach (var provider in providers)
+        finally
         {
-            var first = launches.First(l => l.Provider == provider.Name);
-            report.AppendLine(CultureInfo.InvariantCulture,
-                $"| {provider.Name} | {provider.Description} | {(first.DedicatedThreadsFlag ? "on" : "off")} | {first.Threads} | {ThreadSnapshot.Describe(first.ThreadNames)} |");
+            foreach (var worker in workers)
+            {
+                await worker.DisposeAsync();
+            }
         }
-
-        report.AppendLine();
-    }
-
-    private static double OwnThreads(WorkerResult launch) => launch.Threads - launch.ThreadNames.GetValueOrDefault(".NET TP Worker");
-
-    private static string Cell(List<WorkerResult> mine, List<WorkerResult> stock, string operation, Func<OperationResult, double> metric)
-    {
-        // Pair each launch with the stock launch of the same round (launches are recorded round by round).
-        var ratios = new List<double>();
-        for (var i = 0; i < Math.Min(mine.Count, stock.Count); i++)
-        {
-            ratios.Add(metric(mine[i].Operations.Single(o => o.Name == operation)) / metric(stock[i].Operations.Single(o => o.Name == operation)));
-        }
-
-        var ratio = Median(ratios);
-        var micros = Median(mine.Select(l => metric(l.Operations.Single(o => o.Name == operation))));
-        var text = string.Create(CultureInfo.InvariantCulture, $"{ratio:0.00}×");
-        return string.Create(CultureInfo.InvariantCulture, $"{(ratio > 1.05 ? $"**{text}**" : text)} ({micros:0.0})");
     }
 
     private static ManualConfig CreateBdnConfig(IReadOnlyList<ProcessProvider> providers, string? artifacts)

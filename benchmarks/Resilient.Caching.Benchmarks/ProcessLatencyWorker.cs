@@ -9,31 +9,41 @@ namespace Resilient.Caching.Benchmarks;
 /// <summary>
 /// One process of <c>--processes</c> (started by <see cref="ProcessHealthyPath"/> as <c>--process-worker</c>): one
 /// provider, named by <see cref="ProcessProviders.ProviderVariable"/>, alone in this process against the shared
-/// redis-server. After a warm-up of every operation (JIT tiers, connection buffers), each operation is called
-/// sequentially and every call is timed on its own (Stopwatch); the sorted durations give p50 / p90 / p99 / p99.9.
-/// Also measured: the process's threads after the warm-up (count and names), CPU time and allocation per call.
-/// Prints one line <c>RESULT {json}</c>.
+/// redis-server. It does nothing until told, one line on standard input at a time, and answers one line each:
+/// <list type="bullet">
+/// <item><c>warm MS</c>: every operation in turn for MS milliseconds (JIT tiers, connection buffers); answers the
+/// threads then (JSON).</item>
+/// <item><c>block OP N</c>: on a thread-pool thread (where a web request runs), 10 untimed calls, then N sequential
+/// calls of OP, each timed on its own (Stopwatch); answers the block's mean and median (ns). The durations are kept
+/// for the summary.</item>
+/// <item><c>summary</c>: per operation, the percentiles of every timed call so far and what the process spent per call
+/// (JSON, <see cref="WorkerResult"/>).</item>
+/// </list>
+/// It ends at end of input (the coordinator closes it, or dies). Every block is bounded in calls and in time.
 /// </summary>
 internal static class ProcessLatencyWorker
 {
     public const string Flag = "--process-worker";
-    public const string ResultPrefix = "RESULT ";
+
+    /// <summary>"main": the synchronous operations run on the worker's main thread rather than on a pool thread.</summary>
+    public const string SyncThreadVariable = "BENCH_SYNC_THREAD";
+
+    public static readonly string[] Operations = ["Get", "GetAsync", "Set", "SetAsync"];
 
     private const string HitKey = "bench:process:hit";
     private const string WriteKey = "bench:process:write";
+    private const int MaxCallsPerBlock = 100_000;
 
-    // Bounds: no measured phase runs longer than this, whatever the call count (a slow machine gets fewer calls).
-    private static readonly TimeSpan s_maxPhase = TimeSpan.FromSeconds(20);
+    private static readonly TimeSpan s_maxBlock = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan s_maxWarmup = TimeSpan.FromSeconds(30);
     private static readonly DistributedCacheEntryOptions s_entry = new() { SlidingExpiration = TimeSpan.FromMinutes(20) };
 
-    public static async Task<int> RunAsync(string[] args)
+    public static int Run()
     {
         var providerName = Environment.GetEnvironmentVariable(ProcessProviders.ProviderVariable)
             ?? throw new InvalidOperationException($"{ProcessProviders.ProviderVariable} is not set.");
         var redis = Environment.GetEnvironmentVariable(ProcessProviders.RedisVariable)
             ?? throw new InvalidOperationException($"{ProcessProviders.RedisVariable} is not set.");
-        var calls = ProcessHealthyPath.Option(args, "--calls", 20_000);
-        var warmup = TimeSpan.FromMilliseconds(ProcessHealthyPath.Option(args, "--warmup-ms", 2_000));
 
         var value = BenchmarkData.Value1K();
         using var provider = ProcessProviders.Open(providerName, redis);
@@ -44,150 +54,186 @@ internal static class ProcessLatencyWorker
             throw new InvalidOperationException("The hit key could not be read back from Redis.");
         }
 
-        Operation[] operations =
-        [
-            new("Get", () => cache.Get(HitKey)?.Length == value.Length, null),
-            new("GetAsync", null, async () => (await cache.GetAsync(HitKey).ConfigureAwait(false))?.Length == value.Length),
-            new("Set", () => { cache.Set(WriteKey, value, s_entry); return true; }, null),
-            new("SetAsync", null, async () => { await cache.SetAsync(WriteKey, value, s_entry).ConfigureAwait(false); return true; }),
-        ];
-
-        // Warm-up: every operation in turn, in blocks, for the warm-up time (bounded in calls too).
-        var warmupStart = Stopwatch.GetTimestamp();
-        for (var block = 0; block < 1_000 && Stopwatch.GetElapsedTime(warmupStart) < warmup; block++)
+        var operations = new Dictionary<string, Operation>(StringComparer.Ordinal)
         {
-            foreach (var operation in operations)
+            ["Get"] = new(() => cache.Get(HitKey)?.Length == value.Length, null),
+            ["GetAsync"] = new(null, async () => (await cache.GetAsync(HitKey).ConfigureAwait(false))?.Length == value.Length),
+            ["Set"] = new(() => { cache.Set(WriteKey, value, s_entry); return true; }, null),
+            ["SetAsync"] = new(null, async () => { await cache.SetAsync(WriteKey, value, s_entry).ConfigureAwait(false); return true; }),
+        };
+        var threads = ThreadSnapshot.Take();
+        var syncOnMain = Environment.GetEnvironmentVariable(SyncThreadVariable) == "main";
+
+        Console.WriteLine("ready");
+        while (Console.ReadLine() is { } line)
+        {
+            var words = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            switch (words)
             {
-                for (var i = 0; i < 50; i++)
-                {
-                    _ = await operation.InvokeAsync().ConfigureAwait(false);
-                }
+                case ["warm", var ms]:
+                    var warmup = TimeSpan.FromMilliseconds(Math.Min(int.Parse(ms, CultureInfo.InvariantCulture), s_maxWarmup.TotalMilliseconds));
+                    Task.Run(async () =>
+                    {
+                        var start = Stopwatch.GetTimestamp();
+                        for (var round = 0; round < 10_000 && Stopwatch.GetElapsedTime(start) < warmup; round++)
+                        {
+                            foreach (var operation in operations.Values)
+                            {
+                                for (var i = 0; i < 50; i++)
+                                {
+                                    _ = await operation.InvokeAsync().ConfigureAwait(false);
+                                }
+                            }
+                        }
+                    }).GetAwaiter().GetResult();
+                    threads = ThreadSnapshot.Take();
+                    Console.WriteLine(JsonSerializer.Serialize(threads));
+                    break;
+                case ["block", var name, var count]:
+                    // On a pool thread, as a request of a web application runs, synchronous calls as asynchronous ones;
+                    // with BENCH_SYNC_THREAD=main the synchronous calls run on the main thread (as BenchmarkDotNet runs them).
+                    var calls = Math.Min(int.Parse(count, CultureInfo.InvariantCulture), MaxCallsPerBlock);
+                    var operation = operations[name];
+                    var (mean, median) = (operation.IsSync && syncOnMain ? operation.BlockAsync(calls) : Task.Run(() => operation.BlockAsync(calls))).GetAwaiter().GetResult();
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{mean:0.0} {median:0.0}"));
+                    break;
+                case ["summary"]:
+                    if (provider.Availability is { Outages: > 0 } availability)
+                    {
+                        throw new InvalidOperationException($"The unavailable window opened {availability.Outages} time(s) during a healthy-path run: the figures are not valid.");
+                    }
+
+                    var result = new WorkerResult(
+                        providerName,
+                        Environment.ProcessId,
+                        threads.Count,
+                        threads.Names,
+                        ConnectionMultiplexer.GetFeatureFlag(Connection.RedisConnection.DedicatedThreadsFlag),
+                        operations.Where(o => o.Value.Calls > 0).Select(o => o.Value.Summarise(o.Key)).ToList());
+                    Console.WriteLine(JsonSerializer.Serialize(result));
+                    break;
+                default:
+                    throw new InvalidOperationException($"Unknown command '{line}'.");
             }
         }
 
-        var threads = ThreadSnapshot.Take();
-        var measured = new List<OperationResult>();
-        foreach (var operation in operations)
-        {
-            measured.Add(operation.Sync is { } sync ? Measure(operation.Name, sync, calls) : await MeasureAsync(operation.Name, operation.Async!, calls).ConfigureAwait(false));
-        }
-
-        if (provider.Availability is { Outages: > 0 } availability)
-        {
-            throw new InvalidOperationException($"The unavailable window opened {availability.Outages} time(s) during a healthy-path run: the figures are not valid.");
-        }
-
-        var result = new WorkerResult(
-            providerName,
-            Environment.ProcessId,
-            Shared.MachineInfo.LoadAverage,
-            threads.Count,
-            Process.GetCurrentProcess().Threads.Count,
-            threads.Names,
-            ConnectionMultiplexer.GetFeatureFlag(Connection.RedisConnection.DedicatedThreadsFlag),
-            measured);
-        Console.WriteLine(ResultPrefix + JsonSerializer.Serialize(result));
         return 0;
     }
 
-    private static OperationResult Measure(string name, Func<bool> call, int calls)
+    private sealed class Operation(Func<bool>? sync, Func<ValueTask<bool>>? async)
     {
-        var samples = new long[calls];
-        var wrong = 0;
-        var before = Counters.Take();
-        var start = Stopwatch.GetTimestamp();
-        var deadline = start + (long)(s_maxPhase.TotalSeconds * Stopwatch.Frequency);
-        var n = 0;
-        while (n < calls)
+        private readonly List<long> _samples = [];
+        private Counters _spent;
+
+        public int Calls => _samples.Count;
+
+        public bool IsSync => sync is not null;
+
+        public ValueTask<bool> InvokeAsync() => sync is not null ? new(sync()) : async!();
+
+        /// <summary>Runs one block; returns its mean and median, ns per call.</summary>
+        public async Task<(double Mean, double Median)> BlockAsync(int calls)
         {
-            var callStart = Stopwatch.GetTimestamp();
-            if (!call())
+            for (var i = 0; i < 10; i++)
             {
-                wrong++;
+                _ = await InvokeAsync().ConfigureAwait(false);
             }
 
-            var after = Stopwatch.GetTimestamp();
-            samples[n++] = after - callStart;
-            if (after > deadline)
-            {
-                break;
-            }
+            var samples = new long[calls];
+            var before = Counters.Take();
+
+            // Read last before the calls and first after them: reading the other counters allocates.
+            var bytesBefore = GC.GetTotalAllocatedBytes(precise: true);
+            var start = Stopwatch.GetTimestamp();
+            var n = sync is not null ? Time(sync, samples) : await TimeAsync(async!, samples).ConfigureAwait(false);
+            var elapsed = Stopwatch.GetElapsedTime(start);
+            var bytes = GC.GetTotalAllocatedBytes(precise: true) - bytesBefore;
+            _spent += (Counters.Take() - before) with { Bytes = bytes };
+            _samples.AddRange(samples.AsSpan(0, n));
+            Array.Sort(samples, 0, n);
+            return (elapsed.TotalNanoseconds / n, samples[n / 2] * 1e9 / Stopwatch.Frequency);
         }
 
-        return Summarise(name, samples, n, wrong, start, before);
-    }
-
-    private static async Task<OperationResult> MeasureAsync(string name, Func<ValueTask<bool>> call, int calls)
-    {
-        var samples = new long[calls];
-        var wrong = 0;
-        var before = Counters.Take();
-        var start = Stopwatch.GetTimestamp();
-        var deadline = start + (long)(s_maxPhase.TotalSeconds * Stopwatch.Frequency);
-        var n = 0;
-        while (n < calls)
+        public OperationResult Summarise(string name)
         {
-            var callStart = Stopwatch.GetTimestamp();
-            if (!await call().ConfigureAwait(false))
-            {
-                wrong++;
-            }
+            var sorted = _samples.ToArray();
+            Array.Sort(sorted);
+            var n = sorted.Length;
+            var toMicroseconds = 1_000_000.0 / Stopwatch.Frequency;
 
-            var after = Stopwatch.GetTimestamp();
-            samples[n++] = after - callStart;
-            if (after > deadline)
-            {
-                break;
-            }
+            // Nearest rank: the smallest duration with at least q of the calls at or below it.
+            double At(double q) => sorted[Math.Clamp((int)Math.Ceiling(q * n) - 1, 0, n - 1)] * toMicroseconds;
+            return new OperationResult(
+                name,
+                n,
+                sorted.Sum(static s => (double)s) * toMicroseconds / n,
+                At(0.50),
+                At(0.90),
+                At(0.99),
+                At(0.999),
+                sorted[n - 1] * toMicroseconds,
+                _spent.Cpu.TotalMicroseconds / n,
+                (double)_spent.Bytes / n,
+                (double)_spent.WorkItems / n,
+                (double)_spent.LockContentions / n,
+                (double)_spent.VoluntarySwitches / n);
         }
 
-        return Summarise(name, samples, n, wrong, start, before);
-    }
-
-    private static OperationResult Summarise(string name, long[] samples, int n, int wrong, long start, Counters before)
-    {
-        var elapsed = Stopwatch.GetElapsedTime(start);
-        var used = Counters.Take() - before;
-        if (wrong > 0)
+        private static int Time(Func<bool> call, long[] samples)
         {
-            throw new InvalidOperationException($"{name}: {wrong} of {n} calls did not return the 1 KB value (a miss on the healthy path).");
+            var deadline = Stopwatch.GetTimestamp() + (long)(s_maxBlock.TotalSeconds * Stopwatch.Frequency);
+            var n = 0;
+            while (n < samples.Length)
+            {
+                var before = Stopwatch.GetTimestamp();
+                var right = call();
+                var after = Stopwatch.GetTimestamp();
+                Check(right);
+                samples[n++] = after - before;
+                if (after > deadline)
+                {
+                    break;
+                }
+            }
+
+            return n;
         }
 
-        Array.Sort(samples, 0, n);
-        var sorted = samples;
-        var toMicroseconds = 1_000_000.0 / Stopwatch.Frequency;
+        private static async Task<int> TimeAsync(Func<ValueTask<bool>> call, long[] samples)
+        {
+            var deadline = Stopwatch.GetTimestamp() + (long)(s_maxBlock.TotalSeconds * Stopwatch.Frequency);
+            var n = 0;
+            while (n < samples.Length)
+            {
+                var before = Stopwatch.GetTimestamp();
+                var right = await call().ConfigureAwait(false);
+                var after = Stopwatch.GetTimestamp();
+                Check(right);
+                samples[n++] = after - before;
+                if (after > deadline)
+                {
+                    break;
+                }
+            }
 
-        // Nearest rank: the smallest duration with at least q of the calls at or below it.
-        double At(double q) => sorted[Math.Clamp((int)Math.Ceiling(q * n) - 1, 0, n - 1)] * toMicroseconds;
-        return new OperationResult(
-            name,
-            n,
-            elapsed.TotalMicroseconds / n,
-            At(0.50),
-            At(0.90),
-            At(0.99),
-            At(0.999),
-            sorted[n - 1] * toMicroseconds,
-            used.Cpu.TotalMicroseconds / n,
-            (double)used.Bytes / n,
-            (double)used.WorkItems / n,
-            (double)used.LockContentions / n,
-            (double)used.VoluntarySwitches / n);
-    }
+            return n;
+        }
 
-    private sealed record Operation(string Name, Func<bool>? Sync, Func<ValueTask<bool>>? Async)
-    {
-        public ValueTask<bool> InvokeAsync() => Sync is { } sync ? new(sync()) : Async!();
+        private static void Check(bool right)
+        {
+            if (!right)
+            {
+                throw new InvalidOperationException("A read did not return the 1 KB value (a miss on the healthy path): the figures are not valid.");
+            }
+        }
     }
 }
 
-/// <summary>What one worker process measured.</summary>
+/// <summary>What one worker process measured: its threads after the warm-up, the flag as read in it, and every operation.</summary>
 internal sealed record WorkerResult(
     string Provider,
     int ProcessId,
-    string LoadAverage,
     int Threads,
-    int ThreadsAtEnd,
     IReadOnlyDictionary<string, int> ThreadNames,
     bool DedicatedThreadsFlag,
     IReadOnlyList<OperationResult> Operations);
@@ -212,7 +258,7 @@ internal sealed record OperationResult(
     double LockContentionsPerCall,
     double VoluntarySwitchesPerCall);
 
-/// <summary>Process-wide counters, read before and after a measured phase.</summary>
+/// <summary>Process-wide counters, read before and after a measured block.</summary>
 internal readonly record struct Counters(TimeSpan Cpu, long Bytes, long WorkItems, long LockContentions, long VoluntarySwitches)
 {
     public static Counters Take() => new(
@@ -228,6 +274,13 @@ internal readonly record struct Counters(TimeSpan Cpu, long Bytes, long WorkItem
         after.WorkItems - before.WorkItems,
         after.LockContentions - before.LockContentions,
         after.VoluntarySwitches - before.VoluntarySwitches);
+
+    public static Counters operator +(Counters a, Counters b) => new(
+        a.Cpu + b.Cpu,
+        a.Bytes + b.Bytes,
+        a.WorkItems + b.WorkItems,
+        a.LockContentions + b.LockContentions,
+        a.VoluntarySwitches + b.VoluntarySwitches);
 
     // The sum over the live threads of /proc/self/task/*/status "voluntary_ctxt_switches" (0 where there is no /proc).
     private static long VoluntarySwitchesOfAllThreads()

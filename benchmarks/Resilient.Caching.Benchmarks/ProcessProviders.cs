@@ -79,7 +79,8 @@ internal static class ProcessProviders
                 "stock-our-config-hb1s" => WithHeartbeat(Connection.RedisConnection.BuildConfiguration(new ResilientRedisCacheOptions { Configuration = configuration }, NullLogger.Instance), TimeSpan.FromSeconds(1)),
                 _ => throw new ArgumentException($"Unknown provider '{name}'.", nameof(name)),
             };
-            var multiplexer = ConnectionMultiplexer.Connect(settings);
+            // Connected as ours connects (asynchronously), before the first call.
+            var multiplexer = ConnectionMultiplexer.ConnectAsync(settings).GetAwaiter().GetResult();
             var cache = new RedisCache(Options.Create(new RedisCacheOptions { ConnectionMultiplexerFactory = () => Task.FromResult<IConnectionMultiplexer>(multiplexer) }));
             return new OpenedProvider(cache, new Both(cache, multiplexer), null);
         }

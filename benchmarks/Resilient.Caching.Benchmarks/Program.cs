@@ -16,7 +16,7 @@ if (args.Contains(ProcessHealthyPath.Flag, StringComparer.OrdinalIgnoreCase))
 
 if (args.Contains(ProcessLatencyWorker.Flag, StringComparer.OrdinalIgnoreCase))
 {
-    return await ProcessLatencyWorker.RunAsync(args);
+    return ProcessLatencyWorker.Run();
 }
 
 // `--record-memory` prints what a pending invalidation and a made-up-miss marker keep in memory (RecordMemory).
