@@ -11,8 +11,10 @@
 #   ./benchmarks/run-benchmarks.sh --processes           # healthy path, each provider alone in its own process:
 #                                                        # latency harness (p50/p99, threads) + BenchmarkDotNet, one
 #                                                        # job per provider (~5 min; writes results/HealthyPathProcesses.md)
-#   ./benchmarks/run-benchmarks.sh --processes --no-bdn  # the latency harness only (~2 min)
-#     options: --rounds 4 --calls 20000 --warmup-ms 2000 --providers stock,ours,ours-dt-off[,ours-dt-on]
+#   ./benchmarks/run-benchmarks.sh --processes --no-bdn  # the latency harness only (~1.5 min)
+#     options: --launches 3 --blocks 30 --block-calls 500 --warmup-ms 2000 --sync-on-main
+#              --providers stock,ours,ours-dt-off (also: ours-dt-on, stock-factory, stock-our-config,
+#              stock-our-config-hb1s; the first must be stock)
 #
 # Other arguments go to BenchmarkDotNet (--filter, --list flat, --job, …). Benchmark classes:
 # HealthyPathBenchmarks, DecoratorOverheadBenchmarks, ShortCircuitBenchmarks, RedisDownStockBenchmarks,

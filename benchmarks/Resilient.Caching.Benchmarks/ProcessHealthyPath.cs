@@ -41,7 +41,7 @@ internal static class ProcessHealthyPath
     public static async Task<int> RunAsync(string[] args)
     {
         var launches = Option(args, "--launches", 3);
-        var blocks = Option(args, "--blocks", 40);
+        var blocks = Option(args, "--blocks", 30);
         var blockCalls = Option(args, "--block-calls", 500);
         var warmupMs = Option(args, "--warmup-ms", 2_000);
         var providers = ProcessProviders.Parse(OptionText(args, "--providers") ?? ProcessProviders.DefaultSelection);
