@@ -8,6 +8,13 @@
 #   ./benchmarks/run-benchmarks.sh --wait-quiet ...      # first wait (up to 15 min) for a 1-minute load < 1.0
 #   ./benchmarks/run-benchmarks.sh --paired              # healthy path, stock vs ours interleaved in one process
 #                                                        # (~2 min; writes results/HealthyPathPaired.md)
+#   ./benchmarks/run-benchmarks.sh --processes           # healthy path, each provider alone in its own process:
+#                                                        # latency harness (p50/p99, threads) + BenchmarkDotNet, one
+#                                                        # job per provider (~5 min; writes results/HealthyPathProcesses.md)
+#   ./benchmarks/run-benchmarks.sh --processes --no-bdn  # the latency harness only (~1.5 min)
+#     options: --launches 3 --blocks 30 --block-calls 500 --warmup-ms 2000 --sync-on-main
+#              --providers stock,ours,ours-dt-off (also: ours-dt-on, stock-factory, stock-our-config,
+#              stock-our-config-hb1s; the first must be stock)
 #
 # Other arguments go to BenchmarkDotNet (--filter, --list flat, --job, …). Benchmark classes:
 # HealthyPathBenchmarks, DecoratorOverheadBenchmarks, ShortCircuitBenchmarks, RedisDownStockBenchmarks,
@@ -24,12 +31,16 @@ for arg in "$@"; do
   if [ "$arg" = "--wait-quiet" ]; then wait_quiet=true; else args+=("$arg"); fi
 done
 paired=false
-for arg in "${args[@]+"${args[@]}"}"; do [ "$arg" = "--paired" ] && paired=true; done
+processes=false
+for arg in "${args[@]+"${args[@]}"}"; do
+  [ "$arg" = "--paired" ] && paired=true
+  [ "$arg" = "--processes" ] && processes=true
+done
 has_filter=false
 for arg in "${args[@]+"${args[@]}"}"; do
   case "$arg" in --filter|--list|--help|-h|--version) has_filter=true ;; esac
 done
-$has_filter || $paired || args+=(--filter '*')
+$has_filter || $paired || $processes || args+=(--filter '*')
 
 load1() { cut -d' ' -f1 /proc/loadavg; }
 if $wait_quiet; then
@@ -51,6 +62,15 @@ if $paired; then
 fi
 
 artifacts="$root/benchmarks/BenchmarkDotNet.Artifacts"
+
+if $processes; then
+  mkdir -p benchmarks/results
+  dotnet build benchmarks/Resilient.Caching.Benchmarks -c Release --nologo -v quiet
+  dotnet run -c Release --no-build --project benchmarks/Resilient.Caching.Benchmarks -- \
+    "${args[@]}" --artifacts "$artifacts" --command "$command_line" --out benchmarks/results/HealthyPathProcesses.md
+  exit 0
+fi
+
 rm -rf "$artifacts/results"
 dotnet build benchmarks/Resilient.Caching.Benchmarks -c Release --nologo -v quiet
 dotnet run -c Release --no-build --project benchmarks/Resilient.Caching.Benchmarks -- \
