@@ -34,9 +34,13 @@ internal sealed class CountingConnection : IRedisConnection
 
     public bool WaitReady(TimeSpan timeout, CancellationToken released) => IsReady;
 
+    /// <summary>The key of the last probe's write (the shard's own).</summary>
+    public StackExchange.Redis.RedisKey ProbeKey { get; private set; }
+
     public Task ProbeAsync(TimeSpan budget, StackExchange.Redis.RedisKey key)
     {
         Probes++;
+        ProbeKey = key;
         return Probe();
     }
 

@@ -159,24 +159,3 @@ public sealed class ReplicaReadTests : IDisposable
         Assert.False(_h.Core.Shards.IsCluster);
     }
 }
-
-/// <summary>A READONLY reply is what a primary answers in the instant a failover demotes it: a suspicion, not an outage.</summary>
-public sealed class ReadOnlyReplyTests
-{
-    [Fact]
-    public async Task ReadOnlyReply_IsCheckedAtOnce_AndABlipWhenTheProbeSucceeds()
-    {
-        using var h = new Harness();
-        h.Connection.Probe = static () => Task.CompletedTask;
-        h.Inner.Error = static () => new RedisServerException(RedisErrorKind.ReadOnly, CommandFlags.None, "READONLY You can't write against a read only replica.");
-        h.Inner.Fault = Fault.ThrowsSynchronously;
-
-        Assert.Null(h.Cache.Get("k"));
-
-        await Harness.UntilAsync(() => h.Availability.IsAvailable);
-        Assert.Equal(1, h.Connection.Probes);
-        Assert.Equal(0, h.CountLogs(Log.IdWindowOpened));
-        Assert.Equal(1, h.CountLogs(Log.IdBlipRecovered));
-        Assert.Equal(0, h.Availability.Outages);
-    }
-}
