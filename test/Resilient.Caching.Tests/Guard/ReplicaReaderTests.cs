@@ -3,20 +3,20 @@ using Moq;
 using StackExchange.Redis;
 using Resilient.Caching.Storage;
 
-namespace Resilient.Caching.Tests.Topology;
+namespace Resilient.Caching.Tests.Guard;
 
 /// <summary>
 /// Reads while Redis's primary is out, with a replica in the deployment: served by the replica through the stock
 /// cache's hash field, never for a key whose write is pending, out for the window when the replica fails too.
 /// </summary>
-public sealed class ReplicaReadTests : IDisposable
+public sealed class ReplicaReaderTests : IDisposable
 {
     private static readonly byte[] Value = [1, 2, 3];
     private readonly Harness _h = new(invalidateKeysReadDuringOutage: true);
     private readonly Mock<IDatabase> _database = new();
     private int _replicaReads;
 
-    public ReplicaReadTests()
+    public ReplicaReaderTests()
     {
         _database.Setup(d => d.HashGet(It.IsAny<RedisKey>(), It.IsAny<RedisValue>(), It.IsAny<CommandFlags>()))
             .Callback(() => _replicaReads++).Returns(Value);
