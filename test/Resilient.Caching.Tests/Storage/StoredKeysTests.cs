@@ -12,7 +12,7 @@ public sealed class StoredKeysTests
     {
         var keys = new StoredKeys("app:");
 
-        Assert.Equal((RedisKey)"app:session:1", keys.RedisKeyOf(KeyKind.CacheKey, "session:1"));
+        Assert.Equal((RedisKey)"app:user:1", keys.RedisKeyOf(KeyKind.CacheKey, "user:1"));
         Assert.Equal((RedisKey)"app:", keys.KeyPrefixOf(KeyKind.CacheKey));
         Assert.Equal("app:"u8.ToArray(), keys.PrefixOf(KeyKind.CacheKey).ToArray());
     }
