@@ -34,9 +34,13 @@ internal sealed class CountingConnection : IRedisConnection
 
     public bool WaitReady(TimeSpan timeout, CancellationToken released) => IsReady;
 
+    /// <summary>The key of the last probe's write (the shard's own).</summary>
+    public StackExchange.Redis.RedisKey ProbeKey { get; private set; }
+
     public Task ProbeAsync(TimeSpan budget, StackExchange.Redis.RedisKey key)
     {
         Probes++;
+        ProbeKey = key;
         return Probe();
     }
 
@@ -48,7 +52,7 @@ internal sealed class Harness : IDisposable
 {
     public Harness(
         bool ignoreExceptions = true, bool logIgnoredExceptions = true, TimeSpan? window = null, bool invalidateKeysReadDuringOutage = false, int maxPending = 1000,
-        string name = CacheAvailability.DefaultName, ILogger? logger = null)
+        string name = CacheAvailability.DefaultName, ILogger? logger = null, System.Diagnostics.Metrics.IMeterFactory? meterFactory = null)
     {
         var options = new ResilientRedisCacheOptions
         {
@@ -60,7 +64,7 @@ internal sealed class Harness : IDisposable
             MaxPendingInvalidations = maxPending,
             InstanceName = "app:",
         };
-        Core = new CacheCore(name, options, new StoredKeys(options.InstanceName), Connection, Time, logger ?? Logger,
+        Core = new CacheCore(name, options, new StoredKeys(options.InstanceName), Connection, Time, logger ?? Logger, meterFactory,
             isThreadPoolStarved: () => ThreadPoolStarved);
 
         // The probe meets whatever the inner cache is doing: a faulty Redis fails it, a healthy one answers.

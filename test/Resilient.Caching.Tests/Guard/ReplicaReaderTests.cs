@@ -1,22 +1,26 @@
 using System.Buffers;
 using Moq;
 using StackExchange.Redis;
+using Resilient.Caching.Guard;
+using Resilient.Caching.Outages;
+using Resilient.Caching.Recovery;
 using Resilient.Caching.Storage;
+using Resilient.Caching.Topology;
 
-namespace Resilient.Caching.Tests.Topology;
+namespace Resilient.Caching.Tests.Guard;
 
 /// <summary>
 /// Reads while Redis's primary is out, with a replica in the deployment: served by the replica through the stock
 /// cache's hash field, never for a key whose write is pending, out for the window when the replica fails too.
 /// </summary>
-public sealed class ReplicaReadTests : IDisposable
+public sealed class ReplicaReaderTests : IDisposable
 {
     private static readonly byte[] Value = [1, 2, 3];
     private readonly Harness _h = new(invalidateKeysReadDuringOutage: true);
     private readonly Mock<IDatabase> _database = new();
     private int _replicaReads;
 
-    public ReplicaReadTests()
+    public ReplicaReaderTests()
     {
         _database.Setup(d => d.HashGet(It.IsAny<RedisKey>(), It.IsAny<RedisValue>(), It.IsAny<CommandFlags>()))
             .Callback(() => _replicaReads++).Returns(Value);
@@ -143,7 +147,99 @@ public sealed class ReplicaReadTests : IDisposable
         Assert.Equal(0, _replicaReads);
     }
 
+    [Fact]
+    public void CanRead_AGetOfACacheKey_WithAReplica_AConnection_AndNoPendingWrite()
+    {
+        _h.OpenWindow();
+        var reader = Reader();
+        var deployment = _h.Core.Shards.Deployment;
+        Assert.False(reader.CanRead(CacheOperation.Get, CacheTarget.CacheKey("k"), deployment));
+
+        UseReplicatedDeployment();
+
+        Assert.True(reader.CanRead(CacheOperation.Get, CacheTarget.CacheKey("k"), deployment));
+        Assert.False(reader.CanRead(CacheOperation.Set, CacheTarget.CacheKey("k"), deployment));
+        Assert.False(reader.CanRead(CacheOperation.Refresh, CacheTarget.CacheKey("k"), deployment));
+        Assert.False(reader.CanRead(CacheOperation.Get, CacheTarget.OutputCacheEntry("/home"), deployment));
+        Assert.False(reader.CanRead(CacheOperation.Get, CacheTarget.None, deployment));
+
+        _h.Pending.Record(KeyKind.CacheKey, "written");
+        Assert.False(reader.CanRead(CacheOperation.Get, CacheTarget.CacheKey("written"), deployment));
+
+        _h.Connection.IsReady = false;
+        Assert.False(reader.CanRead(CacheOperation.Get, CacheTarget.CacheKey("k"), deployment));
+    }
+
+    [Fact]
+    public void CanRead_InACluster_OnlyForAShardWithAReplica()
+    {
+        UseReplicatedDeployment();
+        _h.Core.Shards.Apply(
+        [
+            new("10.0.0.1:6379", [new SlotRange(0, 8191)], HasReplica: true),
+            new("10.0.0.2:6379", [new SlotRange(8192, 16383)], HasReplica: false),
+        ]);
+        var reader = Reader();
+
+        Assert.Equal([true, false], _h.Core.Shards.Shards.Select(s => reader.CanRead(CacheOperation.Get, CacheTarget.CacheKey("k"), s)));
+    }
+
+    [Fact]
+    public void TryRead_ReadsTheStockHashFieldFromAReplica_AndTheKeyIsReadForReal()
+    {
+        _h.OpenWindow();
+        UseReplicatedDeployment();
+        _h.Pending.Misses.Mark("k");
+
+        Assert.True(Reader().TryRead(CacheTarget.CacheKey("k"), _h.Core.Shards.Deployment, out var data));
+
+        Assert.Equal(Value, data);
+        _database.Verify(d => d.HashGet((RedisKey)"app:k", (RedisValue)"data", CommandFlags.PreferReplica), Times.Once());
+        Assert.False(_h.Pending.Misses.IsMarked("k"));
+    }
+
+    [Fact]
+    public async Task ReadAsync_AKeyTheReplicaDoesNotHave_IsARealMiss()
+    {
+        _h.OpenWindow();
+        UseReplicatedDeployment();
+        _database.Setup(d => d.HashGetAsync(It.IsAny<RedisKey>(), It.IsAny<RedisValue>(), It.IsAny<CommandFlags>())).ReturnsAsync(RedisValue.Null);
+
+        var read = await Reader().ReadAsync(CacheTarget.CacheKey("absent"), _h.Core.Shards.Deployment, TestContext.Current.CancellationToken);
+
+        Assert.Equal(new ReplicaRead(null), read);
+        _database.Verify(d => d.HashGetAsync((RedisKey)"app:absent", (RedisValue)"data", CommandFlags.PreferReplica), Times.Once());
+    }
+
+    [Fact]
+    public async Task AFailedReplicaRead_PausesReplicaReads_ForTheRestOfTheWindow()
+    {
+        _h.OpenWindow();
+        UseReplicatedDeployment();
+        _h.Time.Advance(TimeSpan.FromSeconds(10));
+        _database.Setup(d => d.HashGetAsync(It.IsAny<RedisKey>(), It.IsAny<RedisValue>(), It.IsAny<CommandFlags>()))
+            .ThrowsAsync(new RedisTimeoutException(CommandFlags.None, "replica frozen too", CommandStatus.Sent));
+        var reader = Reader();
+        var deployment = _h.Core.Shards.Deployment;
+
+        Assert.Null(await reader.ReadAsync(CacheTarget.CacheKey("k"), deployment, TestContext.Current.CancellationToken));
+
+        Assert.False(reader.CanRead(CacheOperation.Get, CacheTarget.CacheKey("k"), deployment));
+        _h.Time.Advance(TimeSpan.FromSeconds(20) - TimeSpan.FromTicks(1));
+        Assert.False(reader.CanRead(CacheOperation.Get, CacheTarget.CacheKey("k"), deployment));
+        _h.Time.Advance(TimeSpan.FromTicks(1));
+        Assert.True(reader.CanRead(CacheOperation.Get, CacheTarget.CacheKey("k"), deployment));
+    }
+
     public void Dispose() => _h.Dispose();
+
+    /// <summary>A reader over the harness's parts, as the cache's core builds it.</summary>
+    private ReplicaReader Reader()
+    {
+        var notify = new OutageNotifications(_h.Availability, _h.Metrics, _h.Logger, logExceptions: true);
+        var ledger = new OutageLedger(_h.Pending, invalidateKeysReadDuringOutage: true, _h.Metrics, _h.Logger);
+        return new ReplicaReader(_h.Core.Shards, new StoredKeys("app:"), _h.Connection, ledger, _h.Metrics, notify, Harness.OperationTimeout);
+    }
 
     /// <summary>A primary and a replica, as the client reports them; the replica answers through <see cref="_database"/>.</summary>
     private void UseReplicatedDeployment()
@@ -157,26 +253,5 @@ public sealed class ReplicaReadTests : IDisposable
         _h.Connection.Database = _database.Object;
         Assert.True(_h.Core.Shards.IsReplicated);
         Assert.False(_h.Core.Shards.IsCluster);
-    }
-}
-
-/// <summary>A READONLY reply is what a primary answers in the instant a failover demotes it: a suspicion, not an outage.</summary>
-public sealed class ReadOnlyReplyTests
-{
-    [Fact]
-    public async Task ReadOnlyReply_IsCheckedAtOnce_AndABlipWhenTheProbeSucceeds()
-    {
-        using var h = new Harness();
-        h.Connection.Probe = static () => Task.CompletedTask;
-        h.Inner.Error = static () => new RedisServerException(RedisErrorKind.ReadOnly, CommandFlags.None, "READONLY You can't write against a read only replica.");
-        h.Inner.Fault = Fault.ThrowsSynchronously;
-
-        Assert.Null(h.Cache.Get("k"));
-
-        await Harness.UntilAsync(() => h.Availability.IsAvailable);
-        Assert.Equal(1, h.Connection.Probes);
-        Assert.Equal(0, h.CountLogs(Log.IdWindowOpened));
-        Assert.Equal(1, h.CountLogs(Log.IdBlipRecovered));
-        Assert.Equal(0, h.Availability.Outages);
     }
 }
