@@ -103,15 +103,18 @@ internal sealed class ReadinessWait
             }
         }
 
-        return blip ? Result(ready: true, started, canAbandon, waitedAlready) : new(ReadinessOutcome.Skip);
+        return blip ? Result(ready: true, started, canAbandon, waitedAlready, CancellationToken.None) : new(ReadinessOutcome.Skip);
     }
 
     /// <summary>Waits for a connection, for a synchronous caller.</summary>
     public ReadinessResult Wait()
     {
         var started = _realTime.GetTimestamp();
-        var ready = _connection.WaitReady(_operationTimeout, _deployment.StoppedUsingRedis);
-        return Result(ready, started, canAbandon: false);
+
+        // One token for the wait and its verdict: a blip may close the window (a new token) before the caller resumes.
+        var stopped = _deployment.StoppedUsingRedis;
+        var ready = _connection.WaitReady(_operationTimeout, stopped);
+        return Result(ready, started, canAbandon: false, stopped: stopped);
     }
 
     /// <summary>Waits for a connection, for an asynchronous caller; the caller's token is honoured.</summary>
@@ -120,23 +123,24 @@ internal sealed class ReadinessWait
     public async ValueTask<ReadinessResult> WaitAsync(bool canAbandon, CancellationToken cancellationToken)
     {
         var started = _realTime.GetTimestamp();
+        var stopped = _deployment.StoppedUsingRedis;
         bool ready;
         if (cancellationToken.CanBeCanceled)
         {
             // Rare (a cold start, a reconnect): a linked token is affordable here.
-            using var either = CancellationTokenSource.CreateLinkedTokenSource(_deployment.StoppedUsingRedis, cancellationToken);
+            using var either = CancellationTokenSource.CreateLinkedTokenSource(stopped, cancellationToken);
             ready = await _connection.WaitReadyAsync(_operationTimeout, either.Token).ConfigureAwait(false);
             cancellationToken.ThrowIfCancellationRequested();
         }
         else
         {
-            ready = await _connection.WaitReadyAsync(_operationTimeout, _deployment.StoppedUsingRedis).ConfigureAwait(false);
+            ready = await _connection.WaitReadyAsync(_operationTimeout, stopped).ConfigureAwait(false);
         }
 
-        return Result(ready, started, canAbandon);
+        return Result(ready, started, canAbandon, stopped: stopped);
     }
 
-    private ReadinessResult Result(bool ready, long started, bool canAbandon, TimeSpan waitedAlready = default)
+    private ReadinessResult Result(bool ready, long started, bool canAbandon, TimeSpan waitedAlready = default, CancellationToken stopped = default)
     {
         var waited = _realTime.GetElapsedTime(started) + waitedAlready;
         if (ready && waited <= s_grace)
@@ -150,7 +154,7 @@ internal sealed class ReadinessWait
             return new(ReadinessOutcome.ReadyWithin, _operationTimeout - waited);
         }
 
-        if (!ready && !_deployment.StoppedUsingRedis.IsCancellationRequested)
+        if (!ready && !stopped.IsCancellationRequested)
         {
             // A whole operation timeout without a connection: as good as a command timing out (or the credentials were refused).
             var failure = _connection.ConnectFailure is { } refused && RedisErrorClassifier.Classify(refused) == RedisFailureKind.Authentication

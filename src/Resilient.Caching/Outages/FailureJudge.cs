@@ -48,7 +48,8 @@ internal sealed class FailureJudge
     {
         var current = generation == _connection.Generation;
         var kind = RedisErrorClassifier.Classify(exception, connectionWasReset: !current);
-        var shard = ShardOf(target, exception);
+        // Refused credentials are the deployment's problem, whichever shard saw them first.
+        var shard = kind == RedisFailureKind.Authentication ? _shards.Deployment : ShardOf(target, exception);
 
         // Only a failure of the current connection says anything about it: one of a connection already reset does not
         // reset the fresh one (a probe may be using it). With more than one server the client fails over by itself,

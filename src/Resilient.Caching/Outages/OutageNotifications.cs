@@ -39,9 +39,8 @@ internal sealed class OutageNotifications
         var logged = _logExceptions ? exception : null;
         var reason = Redaction.Describe(exception);
 
-        // Refused credentials are the deployment's problem, whichever shard saw them first.
         var authentication = kind == RedisFailureKind.Authentication;
-        var deploymentWide = shard.IsDeployment || authentication;
+        var deploymentWide = shard.IsDeployment;
         if (authentication)
         {
             Log.AuthenticationFailed(_logger, logged, operation.Name(), reason, _windowSeconds);

@@ -11,15 +11,14 @@ namespace Resilient.Caching.Recovery;
 /// <para>
 /// Semantics: <see cref="Mark"/> on a skipped or failed read; <see cref="IsMarked"/> before a <c>Set</c>;
 /// <see cref="Clear"/> on a real read (hit or miss) and on a <c>Set</c> or <c>Remove</c> that reached Redis. A
-/// <c>Set</c> of a marked key is not applied: it is turned into an invalidation — recorded in
-/// <see cref="PendingInvalidations"/> inside the window (deleted at recovery), a <c>Remove</c> once Redis is back.
-/// Whatever the timing, the key ends absent: never holding a value computed from a made-up miss, never keeping one
-/// the application meant to replace. Once that delete has reached Redis the marker is cleared, since a miss is then
-/// the truth; until then every write of the key was computed without the real value too.
+/// <c>Set</c> of a marked key is not applied inside the window (nothing is recorded: it is no intent to replace the
+/// real value), and once Redis is back it lands only where the key is absent (a real miss would have led to the same
+/// write); where the key holds a value, that value stays. The mark is not spent by a write: every request that read the
+/// key during the outage wrote from nothing.
 /// </para>
 /// <para>
-/// A session read that failed and then written (a user who signed in during the outage) therefore loses the stored
-/// session rather than replacing it with a new one built from nothing: the user starts a fresh session. Output
+/// A session read that failed and then written (a request during the outage) therefore keeps the stored session
+/// rather than replacing it with a new one built from nothing. Output
 /// caching needs no markers: a page rendered after a made-up miss is a real rendering.
 /// </para>
 /// <para>

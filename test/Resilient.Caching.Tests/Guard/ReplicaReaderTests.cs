@@ -237,7 +237,7 @@ public sealed class ReplicaReaderTests : IDisposable
     private ReplicaReader Reader()
     {
         var notify = new OutageNotifications(_h.Availability, _h.Metrics, _h.Logger, logExceptions: true);
-        var ledger = new OutageLedger(_h.Pending, invalidateKeysReadDuringOutage: true, _h.Metrics, _h.Logger);
+        var ledger = new OutageLedger(_h.Pending, invalidateKeysReadDuringOutage: true, [], new StoredKeys("app:"), _h.Connection, _h.Metrics, _h.Logger);
         return new ReplicaReader(_h.Core.Shards, new StoredKeys("app:"), _h.Connection, ledger, _h.Metrics, notify, Harness.OperationTimeout);
     }
 

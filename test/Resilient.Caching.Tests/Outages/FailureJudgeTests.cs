@@ -89,6 +89,7 @@ public sealed class FailureJudgeTests : IDisposable
         Assert.Equal(RedisFailureKind.Transport, verdict.Kind);
         Assert.False(verdict.IsOutage);
         Assert.False(verdict.MayReset);
+        Assert.True(verdict.IsStall);
         Assert.True(_judge.IsStarvation(Error("timeout")));
 
         // Only a timeout says nothing about the path to Redis while the pool is starved: a reset still does.
@@ -138,6 +139,35 @@ public sealed class FailureJudgeTests : IDisposable
         Assert.False(reset.IsOutage);
         Assert.False(reset.MayReset);
         Assert.False(_judge.CanReset(_shards.Deployment));
+    }
+
+    [Fact]
+    public void Timeout_WhoseReportShowsBytesUnread_IsTheApplicationsStall_NotRedis()
+    {
+        const string Unread = "Timeout awaiting response (outbound=0KiB, inbound=1KiB, 1002ms elapsed, timeout is 1000ms), command=HMGET, inst: 0, qu: 0, qs: 1, in: 1024, in-pipe: 0, last-in: 0, cur-in: 0";
+        const string NothingCame = "Timeout awaiting response (outbound=0KiB, inbound=0KiB, 1002ms elapsed, timeout is 1000ms), command=HMGET, inst: 0, qu: 0, qs: 1, in: 0, in-pipe: 0, last-in: 12, cur-in: 3";
+
+        var stalled = _judge.Judge(new RedisTimeoutException(CommandFlags.None, Unread, CommandStatus.Sent), Key, _connection.Generation);
+        var dead = _judge.Judge(new RedisTimeoutException(CommandFlags.None, NothingCame, CommandStatus.Sent), Key, _connection.Generation);
+
+        Assert.True(stalled.IsStall);
+        Assert.False(stalled.IsOutage);
+        Assert.False(stalled.MayReset);
+        Assert.False(dead.IsStall);
+        Assert.True(dead.IsOutage);
+        Assert.True(FailureJudge.RepliesUnread("…, in: 0, in-pipe: 7, …"));
+        Assert.False(FailureJudge.RepliesUnread("…, last-in: 9, cur-in: 4, …"));
+    }
+
+    [Fact]
+    public void Cluster_RefusedCredentials_AreTheDeploymentsProblem_WhicheverShardSawThem()
+    {
+        UseCluster();
+
+        var verdict = _judge.Judge(Error("NOAUTH"), Key, _connection.Generation);
+
+        Assert.Equal(RedisFailureKind.Authentication, verdict.Kind);
+        Assert.True(verdict.Shard.IsDeployment);
     }
 
     [Fact]

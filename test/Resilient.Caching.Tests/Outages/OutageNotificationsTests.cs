@@ -123,7 +123,7 @@ public sealed class OutageNotificationsTests : IDisposable
     }
 
     [Fact]
-    public void RefusedCredentials_SeenByAShard_AreTheDeploymentsProblem()
+    public void RefusedCredentials_OnAShardsWindow_AreReportedAsSuch()
     {
         var shard = UseCluster();
 
@@ -132,9 +132,11 @@ public sealed class OutageNotificationsTests : IDisposable
         var record = Assert.Single(Records());
         Assert.Equal(Log.IdAuthenticationFailed, record.Id.Id);
         Assert.Equal(LogLevel.Error, record.Level);
+        // The judge puts refused credentials on the deployment's window (FailureJudgeTests); told of a shard's, the
+        // notifications say which.
         var opened = Assert.Single(_opened);
         Assert.True(opened.IsAuthenticationFailure);
-        Assert.Null(opened.ServerAddress);
+        Assert.Equal("10.0.0.1:6379", opened.ServerAddress);
         Assert.Equal([("opened", "10.0.0.1:6379")], Transitions());
     }
 

@@ -15,7 +15,7 @@ namespace Resilient.Caching.Tests.Guard;
 /// The bounds of a wait run on real time (they are about the network), so the slow connects below take real time;
 /// every other step is driven by the test.
 /// </remarks>
-public sealed class ConnectionWaitTests : IDisposable
+public sealed class ReadinessWaitTests : IDisposable
 {
     private static readonly TimeSpan OperationTimeout = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan SlowConnect = TimeSpan.FromMilliseconds(200);
@@ -24,7 +24,7 @@ public sealed class ConnectionWaitTests : IDisposable
     private readonly WindowController _deployment;
     private readonly WaitingConnection _connection = new();
 
-    public ConnectionWaitTests() => _deployment = new WindowController(_time, TimeSpan.FromSeconds(30), OperationTimeout);
+    public ReadinessWaitTests() => _deployment = new WindowController(_time, TimeSpan.FromSeconds(30), OperationTimeout);
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
@@ -34,9 +34,9 @@ public sealed class ConnectionWaitTests : IDisposable
         _connection.Wait = static _ => Task.FromResult(true);
         var wait = Create();
 
-        Assert.Equal(new ConnectionWaitResult(ConnectionWaitOutcome.Ready), wait.Wait());
-        Assert.Equal(new ConnectionWaitResult(ConnectionWaitOutcome.Ready), await wait.WaitAsync(canAbandon: true, Ct));
-        Assert.Equal(new ConnectionWaitResult(ConnectionWaitOutcome.Ready), await wait.WaitAsync(canAbandon: false, CancellationToken.None));
+        Assert.Equal(new ReadinessResult(ReadinessOutcome.Ready), wait.Wait());
+        Assert.Equal(new ReadinessResult(ReadinessOutcome.Ready), await wait.WaitAsync(canAbandon: true, Ct));
+        Assert.Equal(new ReadinessResult(ReadinessOutcome.Ready), await wait.WaitAsync(canAbandon: false, CancellationToken.None));
         Assert.Equal(3, _connection.Waits);
         Assert.Equal(OperationTimeout, _connection.LastTimeout);
     }
@@ -52,7 +52,7 @@ public sealed class ConnectionWaitTests : IDisposable
 
         var waited = await Create().WaitAsync(canAbandon: true, Ct);
 
-        Assert.Equal(ConnectionWaitOutcome.ReadyWithin, waited.Outcome);
+        Assert.Equal(ReadinessOutcome.ReadyWithin, waited.Outcome);
         // What is left of the timeout after the connect (timers may fire a little early: a few milliseconds of slack).
         Assert.InRange(waited.Deadline, TimeSpan.FromSeconds(1), OperationTimeout - SlowConnect + TimeSpan.FromMilliseconds(20));
         Assert.Null(waited.Failure);
@@ -69,8 +69,8 @@ public sealed class ConnectionWaitTests : IDisposable
         };
         var wait = Create();
 
-        Assert.Equal(ConnectionWaitOutcome.Skip, wait.Wait().Outcome);
-        Assert.Equal(ConnectionWaitOutcome.Skip, (await wait.WaitAsync(canAbandon: false, Ct)).Outcome);
+        Assert.Equal(ReadinessOutcome.Skip, wait.Wait().Outcome);
+        Assert.Equal(ReadinessOutcome.Skip, (await wait.WaitAsync(canAbandon: false, Ct)).Outcome);
         Assert.True(_deployment.IsAvailable);
     }
 
@@ -84,9 +84,9 @@ public sealed class ConnectionWaitTests : IDisposable
         };
 
         // Less than the grace left of a 300 ms operation timeout.
-        var waited = await new ConnectionWait(_connection, _deployment, TimeSpan.FromMilliseconds(300)).WaitAsync(canAbandon: true, Ct);
+        var waited = await new ReadinessWait(_connection, _deployment, TimeSpan.FromMilliseconds(300)).WaitAsync(canAbandon: true, Ct);
 
-        Assert.Equal(ConnectionWaitOutcome.Skip, waited.Outcome);
+        Assert.Equal(ReadinessOutcome.Skip, waited.Outcome);
     }
 
     [Fact]
@@ -98,11 +98,11 @@ public sealed class ConnectionWaitTests : IDisposable
         var waited = await wait.WaitAsync(canAbandon: true, Ct);
         var synchronous = wait.Wait();
 
-        Assert.Equal(ConnectionWaitOutcome.NoConnection, waited.Outcome);
+        Assert.Equal(ReadinessOutcome.NoConnection, waited.Outcome);
         var pending = Assert.IsType<RedisConnectPendingException>(waited.Failure);
         Assert.True(pending.WaitedOut);
         Assert.Contains("5000 ms", pending.Message, StringComparison.Ordinal);
-        Assert.Equal(ConnectionWaitOutcome.NoConnection, synchronous.Outcome);
+        Assert.Equal(ReadinessOutcome.NoConnection, synchronous.Outcome);
         Assert.True(Assert.IsType<RedisConnectPendingException>(synchronous.Failure).WaitedOut);
     }
 
@@ -126,7 +126,7 @@ public sealed class ConnectionWaitTests : IDisposable
 
         var waited = await Create().WaitAsync(canAbandon: true, Ct);
 
-        Assert.Equal(ConnectionWaitOutcome.NoConnection, waited.Outcome);
+        Assert.Equal(ReadinessOutcome.NoConnection, waited.Outcome);
         Assert.True(Assert.IsType<RedisConnectPendingException>(waited.Failure).WaitedOut);
     }
 
@@ -144,7 +144,7 @@ public sealed class ConnectionWaitTests : IDisposable
         _deployment.RecordFailure(Timeout(), confirmed: true, fromProbe: false);
 
         var waited = await waiting.WaitAsync(TimeSpan.FromSeconds(10), Ct);
-        Assert.Equal(new ConnectionWaitResult(ConnectionWaitOutcome.Skip), waited);
+        Assert.Equal(new ReadinessResult(ReadinessOutcome.Skip), waited);
     }
 
     [Fact]
@@ -157,7 +157,7 @@ public sealed class ConnectionWaitTests : IDisposable
         await _connection.Waiting.Task.WaitAsync(Ct);
         _deployment.RecordFailure(Reset(), confirmed: false, fromProbe: false);
 
-        Assert.Equal(ConnectionWaitOutcome.Skip, (await waiting.WaitAsync(TimeSpan.FromSeconds(10), Ct)).Outcome);
+        Assert.Equal(ReadinessOutcome.Skip, (await waiting.WaitAsync(TimeSpan.FromSeconds(10), Ct)).Outcome);
     }
 
     [Fact]
@@ -166,7 +166,7 @@ public sealed class ConnectionWaitTests : IDisposable
         _deployment.RecordFailure(Timeout(), confirmed: true, fromProbe: false);
         _connection.Wait = UntilReleased;
 
-        Assert.Equal(ConnectionWaitOutcome.Skip, (await Create().WaitAsync(canAbandon: true, Ct)).Outcome);
+        Assert.Equal(ReadinessOutcome.Skip, (await Create().WaitAsync(canAbandon: true, Ct)).Outcome);
     }
 
     [Fact]
@@ -188,7 +188,7 @@ public sealed class ConnectionWaitTests : IDisposable
 
         var waited = await waiting.WaitAsync(TimeSpan.FromSeconds(10), Ct);
         Assert.True(_deployment.IsAvailable);
-        Assert.Equal(ConnectionWaitOutcome.Skip, waited.Outcome);
+        Assert.Equal(ReadinessOutcome.Skip, waited.Outcome);
     }
 
     [Fact]
@@ -220,7 +220,7 @@ public sealed class ConnectionWaitTests : IDisposable
 
     private static RedisConnectionException Reset() => new(ConnectionFailureType.SocketFailure, CommandFlags.None, "reset", null, CommandStatus.Sent);
 
-    private ConnectionWait Create() => new(_connection, _deployment, OperationTimeout);
+    private ReadinessWait Create() => new(_connection, _deployment, OperationTimeout);
 
     /// <summary>A connection that is never there at once: each wait does what <see cref="Wait"/> says.</summary>
     private sealed class WaitingConnection : IRedisConnection
