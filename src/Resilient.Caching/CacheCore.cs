@@ -82,6 +82,7 @@ internal sealed class CacheCore : IDisposable
 
     public void Dispose()
     {
+        Outages.Stop();
         Metrics.Dispose();
         Deployment.Dispose();
     }

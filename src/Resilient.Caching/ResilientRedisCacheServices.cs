@@ -51,6 +51,7 @@ internal sealed class ResilientRedisCacheServices : IDisposable
             _outputCacheStore is { } store ? (tag, cancellationToken) => store.Value.EvictTagInnerAsync(tag, cancellationToken) : null);
         Connection.TopologyChanged += Core.Outages.OnTopologyChanged;
         Connection.PrimaryConnectionFailed += Core.Outages.OnPrimaryConnectionLost;
+        Connection.CredentialsRejected += Core.Outages.OnCredentialsRejected;
     }
 
     /// <summary>Gets the cache's name: <c>"default"</c>, or the service key of a keyed registration.</summary>
@@ -119,7 +120,8 @@ internal sealed class ResilientRedisCacheServices : IDisposable
 
     public void Dispose()
     {
-        Connection.Dispose();
+        // Quiet first: what closing the connection makes fail is no outage.
         Core.Dispose();
+        Connection.Dispose();
     }
 }

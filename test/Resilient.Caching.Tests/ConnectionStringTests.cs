@@ -80,7 +80,7 @@ public sealed class ConnectionStringTests
     [Fact]
     public void TheConnection_IsBuiltFromTheUri()
     {
-        var built = RedisConnection.BuildConfiguration(
+        var built = ConnectionSettings.Build(
             new ResilientRedisCacheOptions { Configuration = $"rediss://alice-acl:{Secret}@127.0.0.1:6380/1" }, new Microsoft.Extensions.Logging.Testing.FakeLogger());
 
         Assert.Equal(new IPEndPoint(IPAddress.Loopback, 6380), Assert.Single(built.EndPoints));

@@ -230,7 +230,7 @@ public sealed class OptionsTests
         user.BeforeSocketConnect = (_, _, _) => userHookCalls++;
         var options = new ResilientRedisCacheOptions { ConfigurationOptions = user, OperationTimeout = TimeSpan.FromSeconds(3) };
 
-        var effective = RedisConnection.BuildConfiguration(options, new FakeLogger());
+        var effective = ConnectionSettings.Build(options, new FakeLogger());
 
         Assert.NotSame(user, effective);
         Assert.True(user.AbortOnConnectFail);
@@ -257,7 +257,7 @@ public sealed class OptionsTests
     public void TcpUserTimeout_IsSetOnIpEndPoints_NotOnHostNames()
     {
         Assert.SkipUnless(OperatingSystem.IsLinux(), "TCP_USER_TIMEOUT is Linux-only");
-        var hook = RedisConnection.BuildConfiguration(new ResilientRedisCacheOptions { Configuration = "localhost" }, new FakeLogger()).BeforeSocketConnect!;
+        var hook = ConnectionSettings.Build(new ResilientRedisCacheOptions { Configuration = "localhost" }, new FakeLogger()).BeforeSocketConnect!;
 
         using var ip = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         hook(new IPEndPoint(IPAddress.Loopback, 6379), ConnectionType.Interactive, ip);
@@ -273,14 +273,14 @@ public sealed class OptionsTests
     [Fact]
     public void KeepAliveOff_SetsNoKeepAlive_AndUnixSocketsAreSkipped()
     {
-        var off = RedisConnection.BuildConfiguration(new ResilientRedisCacheOptions { Configuration = "localhost", SocketKeepAlive = false }, new FakeLogger());
+        var off = ConnectionSettings.Build(new ResilientRedisCacheOptions { Configuration = "localhost", SocketKeepAlive = false }, new FakeLogger());
         Assert.False(off.TcpKeepAlive);
         using var tcp = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         off.BeforeSocketConnect!(new IPEndPoint(IPAddress.Loopback, 6379), ConnectionType.Interactive, tcp);
         Assert.Equal(0, (int)tcp.GetSocketOption(SocketOptionLevel.Socket, SocketOptionName.KeepAlive)!);
         Assert.True(tcp.LingerState!.Enabled, "closing aborts whatever the keepalive setting");
 
-        var on = RedisConnection.BuildConfiguration(new ResilientRedisCacheOptions { Configuration = "localhost" }, new FakeLogger());
+        var on = ConnectionSettings.Build(new ResilientRedisCacheOptions { Configuration = "localhost" }, new FakeLogger());
         using var unix = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         on.BeforeSocketConnect!(new UnixDomainSocketEndPoint("/tmp/redis.sock"), ConnectionType.Interactive, unix); // must not throw
     }

@@ -18,9 +18,6 @@ internal sealed class RedisConnection : IRedisConnection, IDisposable
     // How often a waiter looks again at a multiplexer that exists but is not connected yet.
     private static readonly TimeSpan s_readyPoll = TimeSpan.FromMilliseconds(20);
 
-    /// <summary>How often StackExchange.Redis looks for timed-out commands on our connections.</summary>
-    internal static readonly TimeSpan HeartbeatInterval = TimeSpan.FromMilliseconds(50);
-
     /// <summary>StackExchange.Redis's feature flag for reader and writer threads of its own.</summary>
     internal const string DedicatedThreadsFlag = "DedicatedThreads";
 
@@ -47,7 +44,7 @@ internal sealed class RedisConnection : IRedisConnection, IDisposable
         _userFactory = options.ConnectionMultiplexerFactory;
         if (_userFactory is null)
         {
-            _configuration = BuildConfiguration(options, logger);
+            _configuration = ConnectionSettings.Build(options, logger);
 
             // Replies are read and written on threads the client owns, not on the application's thread pool: an
             // application that starves its pool (sync over async, blocking I/O) must not make a healthy Redis look
@@ -73,6 +70,12 @@ internal sealed class RedisConnection : IRedisConnection, IDisposable
     /// times out. Replicas' connections and subscriptions are not reported. Raised on the client's threads.
     /// </summary>
     public event Action<IConnectionMultiplexer, EndPoint, Exception>? PrimaryConnectionFailed;
+
+    /// <summary>
+    /// Redis refused the credentials while connecting (none of the callers needs to have asked): raised once per
+    /// connection attempt that the server refused, on the client's threads.
+    /// </summary>
+    public event Action<Exception>? CredentialsRejected;
 
     public bool IsOwned => _userFactory is null;
 
@@ -145,7 +148,7 @@ internal sealed class RedisConnection : IRedisConnection, IDisposable
         var started = _timeProvider.GetTimestamp();
         if (!await WaitReadyAsync(budget, CancellationToken.None).ConfigureAwait(false))
         {
-            throw CredentialsRefused ? ConnectFailure! : RedisConnectPendingException.WaitedOutFor(budget);
+            throw RefusedAlready ? ConnectFailure! : RedisConnectPendingException.WaitedOutFor(budget);
         }
 
         var multiplexer = await Volatile.Read(ref _ready)!.ConfigureAwait(false);
@@ -212,6 +215,10 @@ internal sealed class RedisConnection : IRedisConnection, IDisposable
 
         MultiplexerChanged?.Invoke(old, false);
         Abort(old);
+
+        // Connect afresh at once, in the background: its reconnects (every half second) are what notice Redis is back
+        // before the window has elapsed. Nobody waits for it here.
+        TryGetOrCreate();
     }
 
     /// <summary>Closes our multiplexer without waiting for Redis: a frozen or unreachable Redis must not hold up shutdown.</summary>
@@ -264,7 +271,8 @@ internal sealed class RedisConnection : IRedisConnection, IDisposable
 
         if (handedOut)
         {
-            Watch(connecting.Result);
+            // The first report of this multiplexer's topology (its events were hooked when it was made).
+            TopologyChanged?.Invoke(connecting.Result);
         }
 
         return true;
@@ -295,22 +303,58 @@ internal sealed class RedisConnection : IRedisConnection, IDisposable
             TaskScheduler.Default);
     }
 
-    /// <summary>Reports the topology of a multiplexer now handed out, and every change its client sees from then on.</summary>
-    private void Watch(IConnectionMultiplexer multiplexer)
+    /// <summary>
+    /// Hooks the client's events of a multiplexer as soon as it exists (connected or still trying): a connection made
+    /// again in the background hands it out and reports it (which starts the check of an open window early); refused
+    /// credentials and a refused connection are known at once, so that nobody waits for what the server refused.
+    /// </summary>
+    private void Attach(IConnectionMultiplexer multiplexer)
     {
         multiplexer.ConfigurationChanged += (_, _) => OnTopologyChanged(multiplexer);
         multiplexer.ConfigurationChangedBroadcast += (_, _) => OnTopologyChanged(multiplexer);
-        multiplexer.ConnectionRestored += (_, _) => OnTopologyChanged(multiplexer);
         multiplexer.HashSlotMoved += (_, _) => OnTopologyChanged(multiplexer);
+        multiplexer.ConnectionRestored += (_, _) => OnConnectionRestored(multiplexer);
         multiplexer.ConnectionFailed += (_, e) => OnConnectionFailed(multiplexer, e);
-        OnTopologyChanged(multiplexer);
+    }
+
+    private void OnConnectionRestored(IConnectionMultiplexer multiplexer)
+    {
+        if (Volatile.Read(ref _current) is { IsCompletedSuccessfully: true } current && ReferenceEquals(current.Result, multiplexer))
+        {
+            Volatile.Write(ref _connectFailure, null);
+
+            // Not handed out yet (a cold start, or the connection made after a reset): it is now, and reported. Handed
+            // out already: a connection restored may be a failover completed.
+            if (!TryMarkReady(current) || ReferenceEquals(Volatile.Read(ref _ready), current))
+            {
+                OnTopologyChanged(multiplexer);
+            }
+        }
     }
 
     private void OnConnectionFailed(IConnectionMultiplexer multiplexer, ConnectionFailedEventArgs failure)
     {
         if (failure.ConnectionType != ConnectionType.Interactive || failure.EndPoint is not { } endPoint
-            || !ReferenceEquals(Volatile.Read(ref _ready)?.Result, multiplexer))
+            || Volatile.Read(ref _current) is not { IsCompletedSuccessfully: true } current || !ReferenceEquals(current.Result, multiplexer))
         {
+            return;
+        }
+
+        var exception = failure.Exception
+            ?? new RedisConnectionException(failure.FailureType, CommandFlags.None, $"{failure.FailureType} on {endPoint}", null, CommandStatus.Unknown);
+        if (!ReferenceEquals(Volatile.Read(ref _ready), current))
+        {
+            // Still connecting: a refusal (of the connection or of the credentials) is what a waiter must hear at once.
+            if (failure.FailureType == ConnectionFailureType.AuthenticationFailure || Outages.RedisErrorClassifier.Classify(exception) == Outages.RedisFailureKind.Authentication)
+            {
+                Volatile.Write(ref _connectFailure, exception);
+                CredentialsRejected?.Invoke(exception);
+            }
+            else if (IsRefusal(exception))
+            {
+                Volatile.Write(ref _connectFailure, exception);
+            }
+
             return;
         }
 
@@ -321,13 +365,28 @@ internal sealed class RedisConnection : IRedisConnection, IDisposable
                 return;
             }
         }
-        catch (Exception exception) when (exception is ArgumentException or ObjectDisposedException)
+        catch (Exception unknown) when (unknown is ArgumentException or ObjectDisposedException)
         {
             return;
         }
 
-        PrimaryConnectionFailed?.Invoke(multiplexer, endPoint, failure.Exception
-            ?? new RedisConnectionException(failure.FailureType, CommandFlags.None, $"{failure.FailureType} on {endPoint}", null, CommandStatus.Unknown));
+        PrimaryConnectionFailed?.Invoke(multiplexer, endPoint, exception);
+    }
+
+    /// <summary>Nothing listens there: the connection was refused (not a timeout, which may be a slow path).</summary>
+    internal static bool IsRefusal(Exception? exception)
+    {
+        for (var current = exception; current is not null; current = current.InnerException)
+        {
+            if (current is SocketException { SocketErrorCode: SocketError.ConnectionRefused }
+                || current.Message.Contains("ConnectionRefused", StringComparison.Ordinal)
+                || current.Message.Contains("Connection refused", StringComparison.Ordinal))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private void OnTopologyChanged(IConnectionMultiplexer multiplexer)
@@ -335,6 +394,24 @@ internal sealed class RedisConnection : IRedisConnection, IDisposable
         if (ReferenceEquals(Volatile.Read(ref _ready)?.Result, multiplexer))
         {
             TopologyChanged?.Invoke(multiplexer);
+        }
+    }
+
+    /// <summary>Starts connecting unless shut down; what it comes to is observed by whoever waits, or by the client's events.</summary>
+    private void TryGetOrCreate()
+    {
+        if (Volatile.Read(ref _disposed))
+        {
+            return;
+        }
+
+        try
+        {
+            _ = GetOrCreate().ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+        }
+        catch (ObjectDisposedException)
+        {
+            // Shut down meanwhile.
         }
     }
 
@@ -352,8 +429,18 @@ internal sealed class RedisConnection : IRedisConnection, IDisposable
             current = _current;
             if (current is null || current.IsFaulted || current.IsCanceled)
             {
-                current = _userFactory is not null ? _userFactory() : ConnectionMultiplexer.ConnectAsync(_configuration!).ContinueWith(
+                current = (_userFactory is not null ? _userFactory() : ConnectionMultiplexer.ConnectAsync(_configuration!).ContinueWith(
                     static task => (IConnectionMultiplexer)task.GetAwaiter().GetResult(),
+                    CancellationToken.None,
+                    TaskContinuationOptions.ExecuteSynchronously,
+                    TaskScheduler.Default)).ContinueWith(
+                    (task, state) =>
+                    {
+                        var multiplexer = task.GetAwaiter().GetResult();
+                        ((RedisConnection)state!).Attach(multiplexer);
+                        return multiplexer;
+                    },
+                    this,
                     CancellationToken.None,
                     TaskContinuationOptions.ExecuteSynchronously,
                     TaskScheduler.Default);
@@ -382,7 +469,7 @@ internal sealed class RedisConnection : IRedisConnection, IDisposable
         }
 
         var left = timeout - _timeProvider.GetElapsedTime(started);
-        if (left <= TimeSpan.Zero || released.IsCancellationRequested || CredentialsRefused)
+        if (left <= TimeSpan.Zero || released.IsCancellationRequested || RefusedAlready)
         {
             return null;
         }
@@ -393,36 +480,11 @@ internal sealed class RedisConnection : IRedisConnection, IDisposable
     // Waiting longer will not help: the same credentials will be refused again.
     private bool CredentialsRefused => ConnectFailure is { } failure && RedisErrorClassifier.Classify(failure) == RedisFailureKind.Authentication;
 
+    // Nor for a server that refused the credentials or the connection itself: the next attempt (in the background)
+    // clears this when it succeeds.
+    private bool RefusedAlready => ConnectFailure is { } failure && (IsRefusal(failure) || RedisErrorClassifier.Classify(failure) == RedisFailureKind.Authentication);
+
     private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
-
-    /// <summary>
-    /// Our settings on top of the user's: a clone of <c>ConfigurationOptions</c> (never mutate theirs) or the
-    /// parsed <c>Configuration</c> string.
-    /// </summary>
-    internal static ConfigurationOptions BuildConfiguration(ResilientRedisCacheOptions options, ILogger logger)
-    {
-        var configuration = Configuration.RedisConnectionString.Build(options);
-
-        // Start even when Redis is down, and keep reconnecting in the background.
-        configuration.AbortOnConnectFail = false;
-
-        // While disconnected, fail a command at once instead of queueing it for the sync timeout: the window
-        // turns that failure into a fast miss.
-        configuration.BacklogPolicy = BacklogPolicy.FailFast;
-        configuration.ConnectTimeout = ToMilliseconds(options.ConnectTimeout);
-        configuration.SyncTimeout = ToMilliseconds(options.OperationTimeout);
-        configuration.AsyncTimeout = ToMilliseconds(options.OperationTimeout);
-        configuration.TcpKeepAlive = options.SocketKeepAlive;
-
-        // StackExchange.Redis checks async timeouts only on its heartbeat (1 s by default): a 5 s timeout would fire
-        // anywhere up to 6 s. A 50 ms heartbeat keeps every call within the operation timeout plus 100 ms.
-        configuration.HeartbeatInterval = HeartbeatInterval;
-
-        configuration.BeforeSocketConnect = SocketTuning.CreateHook(options, configuration.BeforeSocketConnect, logger);
-        return configuration;
-    }
-
-    private static int ToMilliseconds(TimeSpan value) => (int)Math.Clamp(value.TotalMilliseconds, 1, int.MaxValue);
 
     private static void Abort(Task<IConnectionMultiplexer>? connection)
     {

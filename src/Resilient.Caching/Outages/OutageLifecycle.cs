@@ -24,6 +24,7 @@ internal sealed class OutageLifecycle
     private readonly ResilientCacheMetrics _metrics;
     private readonly TimeSpan _operationTimeout;
     private readonly Func<string, CancellationToken, ValueTask>? _evictTag;
+    private volatile bool _stopped;
 
     /// <param name="shards">The windows.</param>
     /// <param name="connection">The connection a probe uses, and resets.</param>
@@ -59,6 +60,12 @@ internal sealed class OutageLifecycle
     /// </summary>
     public void RecordFailure(CacheOperation operation, Exception exception, in FailureVerdict verdict)
     {
+        if (_stopped)
+        {
+            // Shutting down: the connection was closed on purpose, which says nothing about Redis.
+            return;
+        }
+
         var shard = verdict.Shard;
         if (verdict.IsStall)
         {
@@ -100,6 +107,16 @@ internal sealed class OutageLifecycle
         }
     }
 
+    /// <summary>The application is shutting down: from now on nothing is judged, logged or probed (a closed connection is no outage).</summary>
+    public void Stop() => _stopped = true;
+
+    /// <summary>
+    /// Redis refused the credentials while connecting: a misconfiguration, reported at once (event 7) whether or not a
+    /// caller asked, and nobody waits for a connection the server refused.
+    /// </summary>
+    public void OnCredentialsRejected(Exception exception) =>
+        RecordFailure(CacheOperation.ConnectionLost, exception, new FailureVerdict(RedisFailureKind.Authentication, _shards.Deployment, IsOutage: true, MayReset: false));
+
     /// <summary>The window's time is up and this caller holds the probe permit: the probe runs off every caller's path.</summary>
     public void StartProbe(Shard shard) => _ = ProbeAsync(shard, early: false);
 
@@ -129,6 +146,11 @@ internal sealed class OutageLifecycle
     /// </summary>
     public void OnTopologyChanged(IConnectionMultiplexer multiplexer)
     {
+        if (_stopped)
+        {
+            return;
+        }
+
         _shards.Refresh(multiplexer);
         foreach (var shard in (IEnumerable<Shard>)[_shards.Deployment, .. _shards.Shards])
         {
@@ -180,6 +202,11 @@ internal sealed class OutageLifecycle
     /// <summary>A failed probe is a confirmation, whatever the error: the window opens (or reopens) in full.</summary>
     private void ProbeFailed(Shard shard, Exception exception, int generation, bool early)
     {
+        if (_stopped)
+        {
+            return;
+        }
+
         if (_judge.IsStarvation(exception))
         {
             // A probe judged on a starved pool says nothing about Redis: the window keeps its end, and the next
