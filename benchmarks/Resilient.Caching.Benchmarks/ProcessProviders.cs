@@ -75,8 +75,8 @@ internal static class ProcessProviders
             var settings = name switch
             {
                 "stock-factory" => ConfigurationOptions.Parse(configuration),
-                "stock-our-config" => Connection.RedisConnection.BuildConfiguration(new ResilientRedisCacheOptions { Configuration = configuration }, NullLogger.Instance),
-                "stock-our-config-hb1s" => WithHeartbeat(Connection.RedisConnection.BuildConfiguration(new ResilientRedisCacheOptions { Configuration = configuration }, NullLogger.Instance), TimeSpan.FromSeconds(1)),
+                "stock-our-config" => Connection.ConnectionSettings.Build(new ResilientRedisCacheOptions { Configuration = configuration }, NullLogger.Instance),
+                "stock-our-config-hb1s" => WithHeartbeat(Connection.ConnectionSettings.Build(new ResilientRedisCacheOptions { Configuration = configuration }, NullLogger.Instance), TimeSpan.FromSeconds(1)),
                 _ => throw new ArgumentException($"Unknown provider '{name}'.", nameof(name)),
             };
             // Connected as ours connects (asynchronously), before the first call.
