@@ -31,6 +31,7 @@ internal static partial class Log
     internal const int IdInvalidationsApplied = 22;
     internal const int IdInvalidationsDropped = 23;
     internal const int IdEventHandlerFailed = 30;
+    internal const int IdSignOutTicketNotRemoved = 40;
 
     public static void WindowOpened(ILogger logger, Exception? exception, string operation, string reason, double windowSeconds)
     {
@@ -207,4 +208,8 @@ internal static partial class Log
     [LoggerMessage(LogLevel.Warning, "A handler of CacheAvailability.{Event} threw; the cache carries on.",
         EventName = "EventHandlerFailed", EventId = IdEventHandlerFailed)]
     public static partial void EventHandlerFailed(ILogger logger, Exception? exception, string @event);
+
+    [LoggerMessage(LogLevel.Warning, "On a sign-out of cookie scheme {Scheme}, the application's ticket store failed to remove the signed-out ticket; the sign-out goes on.",
+        EventName = "SignOutTicketNotRemoved", EventId = IdSignOutTicketNotRemoved)]
+    public static partial void SignOutTicketNotRemoved(ILogger logger, Exception? exception, string scheme);
 }

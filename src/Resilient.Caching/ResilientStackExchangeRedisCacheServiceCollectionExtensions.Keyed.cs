@@ -79,6 +79,6 @@ public static partial class ResilientStackExchangeRedisCacheServiceCollectionExt
         services.AddKeyedSingleton(serviceKey, static (sp, key) => sp.GetRequiredKeyedService<ResilientRedisCacheServices>(key).CreateDistributedCache());
         services.AddKeyedSingleton<IDistributedCache>(serviceKey, static (sp, key) => sp.GetRequiredKeyedService<ResilientDistributedCache>(key));
         services.AddSingleton<IHostedService>(sp => new KeyedResilientRedisCacheStartup(sp.GetRequiredKeyedService<ResilientRedisCacheServices>(serviceKey)));
-        return services;
+        return services.AddTicketStoreSignOut();
     }
 }

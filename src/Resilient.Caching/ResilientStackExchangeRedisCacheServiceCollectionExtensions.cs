@@ -1,9 +1,11 @@
+using Microsoft.AspNetCore.Authentication.Cookies;
 using Microsoft.Extensions.Caching.Distributed;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using Resilient.Caching;
+using Resilient.Caching.Authentication;
 using Resilient.Caching.Configuration;
 
 namespace Microsoft.Extensions.DependencyInjection;
@@ -74,6 +76,19 @@ public static partial class ResilientStackExchangeRedisCacheServiceCollectionExt
     {
         services.GetRegistrations().DistributedCache = true;
         services.AddSingleton<IDistributedCache>(static sp => sp.GetRequiredService<ResilientDistributedCache>());
+        return services.AddTicketStoreSignOut();
+    }
+
+    /// <summary>
+    /// Every sign-out of a cookie scheme with a ticket store also removes the cookie's ticket itself, through the
+    /// application's store (<see cref="TicketStoreSignOut"/>): the handler removes it only when its read found it, and
+    /// during an outage that read is a made-up miss. Once however many caches are registered.
+    /// </summary>
+    internal static IServiceCollection AddTicketStoreSignOut(this IServiceCollection services)
+    {
+        services.TryAddSingleton<SignOutTicketRemoval>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<CookieAuthenticationOptions>, TicketStoreSignOut>());
+        services.TryAdd(ServiceDescriptor.Transient(typeof(TicketStoreSignOutEvents<>), typeof(TicketStoreSignOutEvents<>)));
         return services;
     }
 
