@@ -79,6 +79,7 @@ public sealed class BlipTests
             Lab.UseDefaultTimeouts(o);
             o.UnavailableWindow = new ResilientRedisCacheOptions().UnavailableWindow;
         });
+        await lab.WaitForConnectionAsync();
         await lab.WarmUpAsync();
         if (!cacheAside)
         {

@@ -56,6 +56,7 @@ public sealed class StarvationTests
                 o.UnavailableWindow = new ResilientRedisCacheOptions().UnavailableWindow;
                 o.DedicatedThreads = dedicatedThreads;
             });
+            await lab.WaitForConnectionAsync(); // A cold first connect on a loaded machine can take longer than 1 s.
             await lab.WarmUpAsync();
             var readsOnPool = ReadsRepliesOnThePool(await lab.GetMultiplexerAsync());
             Assert.True(readsOnPool == !dedicatedThreads, $"the client reads replies on the thread pool: {readsOnPool}, expected {!dedicatedThreads}");
