@@ -23,6 +23,7 @@ public sealed class BlipTests
     {
         await using var server = await RedisServer.StartNewAsync(cancellationToken: Lab.Ct);
         using var lab = new LabCache(server.ConnectionString, o => o.UnavailableWindow = TimeSpan.FromSeconds(30));
+        await lab.WaitForConnectionAsync();
         await lab.WarmUpAsync();
         await using var traffic = Traffic.Start(lab.Cache, async, workers: 4, pause: TimeSpan.FromMilliseconds(2), limit: TimeSpan.FromSeconds(30));
         Assert.NotNull(await traffic.WaitForAsync(s => s.Outcome == CallOutcome.Hit, TimeSpan.Zero, TimeSpan.FromSeconds(10)));
@@ -164,6 +165,7 @@ public sealed class BlipTests
     {
         await using var server = await RedisServer.StartNewAsync(cancellationToken: Lab.Ct);
         using var lab = new LabCache(server.ConnectionString);
+        await lab.WaitForConnectionAsync(); // A cold first connect on a loaded machine can outlast the lab's short timeout.
         await lab.WarmUpAsync();
 
         server.Kill();
