@@ -5,6 +5,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Testing;
 using Resilient.Caching.Configuration;
+using Resilient.Caching.IntegrationTests.Infrastructure;
 using StackExchange.Redis;
 using Xunit;
 
@@ -125,6 +126,48 @@ internal sealed class LabCache : IDisposable, IAsyncDisposable
         {
             Availability.Changed -= OnChanged;
         }
+    }
+
+    /// <summary>
+    /// Reads a key of its own until the window is open (a confirmed outage, not a suspicion being checked), once a
+    /// fault is injected, for at most <paramref name="within"/> (by default <see cref="Lab.RecoveryBound"/>); returns
+    /// how long it took. A frozen Redis times the first read out, and that opens it.
+    /// </summary>
+    public async Task<TimeSpan> OpenWindowAsync(bool async = true, TimeSpan? within = null)
+    {
+        var bound = within ?? Lab.RecoveryBound;
+        var clock = Stopwatch.StartNew();
+        var opened = await Lab.EventuallyAsync(
+            async () =>
+            {
+                _ = await Cache.GetAsync("lab:window-opener", async);
+                return Availability.IsOutage;
+            },
+            bound);
+        Assert.True(opened, $"the window did not open within {bound.TotalSeconds:0.#} s.\n{DescribeLogs()}");
+        return clock.Elapsed;
+    }
+
+    /// <summary>
+    /// A real outage around what a test does inside it: freezes Redis (SIGSTOP), reads until the window opens, runs
+    /// <paramref name="inside"/>, then lets Redis go and reads until a probe closes the window, so that whatever the test
+    /// does next, Redis is in use again.
+    /// </summary>
+    public async Task WhileRedisIsFrozenAsync(RedisServer server, bool async, Func<Task> inside)
+    {
+        server.Pause();
+        try
+        {
+            await OpenWindowAsync(async);
+            await inside();
+            Assert.True(Availability.IsOutage, $"the window closed while Redis was frozen.\n{DescribeLogs()}");
+        }
+        finally
+        {
+            server.Resume();
+        }
+
+        await RecoverAsync(async);
     }
 
     /// <summary>
