@@ -30,6 +30,7 @@ internal static partial class Log
     internal const int IdBlipRecovered = 21;
     internal const int IdInvalidationsApplied = 22;
     internal const int IdInvalidationsDropped = 23;
+    internal const int IdApplicationStall = 24;
     internal const int IdEventHandlerFailed = 30;
     internal const int IdSignOutTicketNotRemoved = 40;
 
@@ -72,6 +73,18 @@ internal static partial class Log
     [LoggerMessage(LogLevel.Information, "Redis shard {ServerAddress} (slots {Slots}) is available again after {OutageSeconds:0.###} s; {SkippedOperations} cache operations on its keys skipped Redis meanwhile.",
         EventName = "ShardWindowClosed", EventId = IdWindowClosed)]
     public static partial void ShardWindowClosed(ILogger logger, string serverAddress, string slots, double outageSeconds, long skippedOperations);
+
+    public static void ApplicationStall(ILogger logger, Exception? exception, string operation, string reason)
+    {
+        if (logger.IsEnabled(LogLevel.Debug))
+        {
+            ApplicationStallCore(logger, Redaction.ForOutput(exception), operation, Redaction.Redact(reason));
+        }
+    }
+
+    [LoggerMessage(LogLevel.Debug, "{Operation} timed out while the application's thread pool was starved or the reply was received but not yet read ({Reason}): not a Redis outage; no window, no reset.",
+        EventName = "ApplicationStall", EventId = IdApplicationStall)]
+    private static partial void ApplicationStallCore(ILogger logger, Exception? exception, string operation, string reason);
 
     public static void ErrorWhileUnavailable(ILogger logger, Exception? exception, string operation, string reason)
     {

@@ -81,10 +81,23 @@ internal sealed class FailureJudge
     /// A timeout the application's stall explains: its thread pool is starved now, or the client's own report says
     /// bytes were received and not yet read (<c>in: N</c> or <c>in-pipe: N</c> with N &gt; 0) — Redis answered.
     /// </summary>
-    public bool IsStarvation(Exception exception) => exception is TimeoutException && (RepliesUnread(exception.Message) || _isThreadPoolStarved());
+    public bool IsStarvation(Exception exception) =>
+        exception is TimeoutException && (RepliesUnread(exception.Message) || ReportsStarvedPool(exception.Message) || _isThreadPoolStarved());
 
     /// <summary>Whether StackExchange.Redis's timeout report shows bytes received but not yet read.</summary>
     internal static bool RepliesUnread(string message) => CountAfter(message, "in: ") > 0 || CountAfter(message, "in-pipe: ") > 0;
+
+    /// <summary>
+    /// Whether StackExchange.Redis's timeout report shows the pool as it was when the command timed out: work queued
+    /// (<c>QueuedItems=N</c>) while at least the minimum of worker threads were busy (<c>WORKER: (Busy=B,…,Min=M</c>) —
+    /// new work waits for the pool to grow, a reply's continuation included.
+    /// </summary>
+    internal static bool ReportsStarvedPool(string message) =>
+        CountAfter(message, "QueuedItems=") > 0
+        && CountAfter(message, "WORKER: (Busy=") is var busy and > 0
+        && message.IndexOf("WORKER: (", StringComparison.Ordinal) is var worker and >= 0
+        && CountAfter(message[worker..], "Min=") is var min and > 0
+        && busy >= min;
 
     private static long CountAfter(string message, string label)
     {
@@ -126,8 +139,16 @@ internal sealed class FailureJudge
     /// <summary>Whether the thread pool is starved now: work is queued while every pool thread is busy.</summary>
     private static bool IsRuntimeThreadPoolStarved()
     {
+        if (ThreadPool.PendingWorkItemCount == 0)
+        {
+            return false;
+        }
+
+        // Work waits, and the pool is at least at its minimum of busy threads: it grows slowly from here on.
         ThreadPool.GetMaxThreads(out var maxWorkers, out _);
         ThreadPool.GetAvailableThreads(out var availableWorkers, out _);
-        return ThreadPool.PendingWorkItemCount > 0 && maxWorkers - availableWorkers >= ThreadPool.ThreadCount;
+        ThreadPool.GetMinThreads(out var minWorkers, out _);
+        var busy = maxWorkers - availableWorkers;
+        return busy >= ThreadPool.ThreadCount || busy >= minWorkers;
     }
 }

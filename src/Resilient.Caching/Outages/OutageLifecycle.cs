@@ -71,7 +71,7 @@ internal sealed class OutageLifecycle
         {
             // The application's stall, not Redis's: no window, no reset, no probe. A write whose outcome it left
             // unknown is invalidated right away, off the caller's path.
-            _notify.FailedWhileOut(operation.Name(), exception);
+            _notify.Stalled(operation, exception);
             if (_pending.Count > 0)
             {
                 _ = CatchUpAsync(shard);

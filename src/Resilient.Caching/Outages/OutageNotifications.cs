@@ -83,6 +83,15 @@ internal sealed class OutageNotifications
         }
     }
 
+    /// <summary>A timeout the application's own stall explains (Debug): not an outage.</summary>
+    public void Stalled(CacheOperation operation, Exception exception)
+    {
+        if (_logExceptions)
+        {
+            Log.ApplicationStall(_logger, exception, operation.Name(), Redaction.Describe(exception));
+        }
+    }
+
     /// <summary>Another failure while Redis is already out (Debug).</summary>
     public void FailedWhileOut(string what, Exception exception)
     {
