@@ -285,6 +285,33 @@ internal sealed partial class RedisConnection : IRedisConnection, IDisposable
             TaskScheduler.Default);
     }
 
+    /// <summary>
+    /// Until a multiplexer that is not connected yet connects (in the background, nobody waiting), looks every half
+    /// second whether it has: the client does not always say so (a first connection is no "restored" one). Ends when it
+    /// connects, or is replaced or shut down.
+    /// </summary>
+    private async Task WatchUntilConnectedAsync(Task<IConnectionMultiplexer> connecting)
+    {
+        try
+        {
+            var multiplexer = await connecting.ConfigureAwait(false);
+            while (ReferenceEquals(Volatile.Read(ref _current), connecting) && !ReferenceEquals(Volatile.Read(ref _ready), connecting) && !Volatile.Read(ref _disposed))
+            {
+                if (multiplexer.IsConnected)
+                {
+                    OnConnectionRestored(multiplexer);
+                    return;
+                }
+
+                await Task.Delay(ConnectionSettings.ReconnectInterval, _timeProvider).ConfigureAwait(false);
+            }
+        }
+        catch (Exception exception) when (exception is RedisException or ObjectDisposedException or SocketException or IOException or OperationCanceledException)
+        {
+            // The connect failed for good (a waiter sees it), or the multiplexer was closed.
+        }
+    }
+
     /// <summary>Starts connecting unless shut down; what it comes to is observed by whoever waits, or by the client's events.</summary>
     private void TryGetOrCreate()
     {
@@ -337,6 +364,8 @@ internal sealed partial class RedisConnection : IRedisConnection, IDisposable
                 {
                     MultiplexerChanged?.Invoke(current, true);
                 }
+
+                _ = WatchUntilConnectedAsync(current);
             }
 
             return current;
