@@ -147,7 +147,7 @@ public class DecoratorOverheadBenchmarks
 
         public Task ProbeAsync(TimeSpan budget, StackExchange.Redis.RedisKey key) => Task.CompletedTask;
 
-        public void Reset()
+        public void Reset(bool connectAgain = false)
         {
         }
     }

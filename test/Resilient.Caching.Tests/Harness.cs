@@ -44,7 +44,7 @@ internal sealed class CountingConnection : IRedisConnection
         return Probe();
     }
 
-    public void Reset() => Interlocked.Increment(ref _generation);
+    public void Reset(bool connectAgain = false) => Interlocked.Increment(ref _generation);
 }
 
 /// <summary>The decorator over a <see cref="ChaosCache"/>, with fake time, a fake logger and a counting connection.</summary>

@@ -36,5 +36,10 @@ internal interface IRedisConnection
     /// Drops the current multiplexer (when it is ours), failing every command still waiting on it at once, so that
     /// the next wait connects afresh.
     /// </summary>
-    void Reset();
+    /// <param name="connectAgain">
+    /// Start connecting afresh at once, in the background, so that its reconnects notice Redis back early. Not after a
+    /// timeout: a path that swallows packets would leave that attempt hanging until the connect timeout, and the probe
+    /// would wait on it rather than connect afresh once the path heals.
+    /// </param>
+    void Reset(bool connectAgain = false);
 }

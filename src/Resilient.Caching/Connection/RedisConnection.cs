@@ -173,7 +173,7 @@ internal sealed partial class RedisConnection : IRedisConnection, IDisposable
             TaskScheduler.Default);
     }
 
-    public void Reset()
+    public void Reset(bool connectAgain = false)
     {
         if (!IsOwned)
         {
@@ -200,7 +200,10 @@ internal sealed partial class RedisConnection : IRedisConnection, IDisposable
 
         // Connect afresh at once, in the background: its reconnects (every half second) are what notice Redis is back
         // before the window has elapsed. Nobody waits for it here.
-        TryGetOrCreate();
+        if (connectAgain)
+        {
+            TryGetOrCreate();
+        }
     }
 
     /// <summary>Closes our multiplexer without waiting for Redis: a frozen or unreachable Redis must not hold up shutdown.</summary>

@@ -180,7 +180,8 @@ internal sealed partial class CacheGuard
 
         if (gate == WindowController.Gate.AwaitVerdict)
         {
-            return Entry.AwaitVerdict;
+            // A read a replica can serve needs no verdict; anything else waits for it.
+            return _replicas.CanRead(operation, target, shard) ? Entry.Replica : Entry.AwaitVerdict;
         }
 
         if (gate == WindowController.Gate.StartProbe)
@@ -199,7 +200,11 @@ internal sealed partial class CacheGuard
     {
         var entry = waited.Outcome == ReadinessOutcome.Skip ? Entry.AwaitVerdict : Enter(operation, target, out waitedOn);
         shard = waitedOn;
-        return entry != Entry.AwaitVerdict ? entry : _replicas.CanRead(operation, target, shard) ? Entry.Replica : Skip(operation, target, shard);
+
+        // A replica read gets a budget of its own: only for a caller that has not waited beyond a moment.
+        return entry is not (Entry.AwaitVerdict or Entry.Replica) || (entry == Entry.Replica && waited.Outcome == ReadinessOutcome.Ready)
+            ? entry
+            : Skip(operation, target, shard);
     }
 
     private Entry Skip(CacheOperation operation, in CacheTarget target, Shard shard)

@@ -87,7 +87,7 @@ internal sealed class OutageLifecycle
                 if (verdict.MayReset)
                 {
                     // Releases every command still waiting on the dead connection, and the probe connects afresh.
-                    _connection.Reset();
+                    _connection.Reset(ConnectsAgainAfter(exception));
                 }
 
                 _notify.Opened(shard, operation, exception, verdict.Kind, transition);
@@ -95,7 +95,7 @@ internal sealed class OutageLifecycle
             case WindowController.Transition.Suspected:
                 if (verdict.MayReset)
                 {
-                    _connection.Reset();
+                    _connection.Reset(ConnectsAgainAfter(exception));
                 }
 
                 _notify.Suspected(shard, operation, exception);
@@ -225,11 +225,14 @@ internal sealed class OutageLifecycle
 
         if (kind is RedisFailureKind.Transport or RedisFailureKind.None && current && _judge.CanReset(shard))
         {
-            _connection.Reset();
+            _connection.Reset(ConnectsAgainAfter(exception));
         }
 
         _notify.Opened(shard, CacheOperation.Probe, exception, kind, transition);
     }
+
+    /// <summary>After a refusal or a closed connection a new one may start connecting at once; after a timeout it waits for the probe.</summary>
+    private static bool ConnectsAgainAfter(Exception exception) => FailureJudge.IsFastFailure(exception) && exception is not RedisConnectPendingException { WaitedOut: true };
 
     private Task<ReplayResult?> ReplayAsync(Shard shard) =>
         _pending.Count == 0 && !_pending.Overflow.Overflowed

@@ -258,6 +258,6 @@ public sealed class ReadinessWaitTests : IDisposable
 
         public Task ProbeAsync(TimeSpan budget, RedisKey key) => throw new NotSupportedException("a wait never probes");
 
-        public void Reset() => throw new NotSupportedException("a wait never resets");
+        public void Reset(bool connectAgain = false) => throw new NotSupportedException("a wait never resets");
     }
 }
