@@ -32,6 +32,7 @@ internal sealed partial class RedisConnection : IRedisConnection, IDisposable
     private Task<IConnectionMultiplexer>? _ready;
     private Exception? _connectFailure;
     private int _generation;
+    private long _refusalCheckedAt;
     private bool _disposed;
 
     /// <param name="options">The settings.</param>
@@ -263,58 +264,6 @@ internal sealed partial class RedisConnection : IRedisConnection, IDisposable
         return true;
     }
 
-    /// <summary>
-    /// The client keeps the reason a connect failed (refused credentials, for one) for the commands it then refuses:
-    /// ask it with a PING that fails at once (the backlog is fail-fast), so a waiter can say why.
-    /// </summary>
-    private void NoteWhyNotConnected(IConnectionMultiplexer multiplexer)
-    {
-        if (Volatile.Read(ref _connectFailure) is not null)
-        {
-            return;
-        }
-
-        _ = multiplexer.GetDatabase().PingAsync().ContinueWith(
-            static (task, state) =>
-            {
-                if (task.Exception?.InnerException is { } exception)
-                {
-                    Volatile.Write(ref ((RedisConnection)state!)._connectFailure, exception);
-                }
-            },
-            this,
-            CancellationToken.None,
-            TaskContinuationOptions.ExecuteSynchronously,
-            TaskScheduler.Default);
-    }
-
-    /// <summary>
-    /// Until a multiplexer that is not connected yet connects (in the background, nobody waiting), looks every half
-    /// second whether it has: the client does not always say so (a first connection is no "restored" one). Ends when it
-    /// connects, or is replaced or shut down.
-    /// </summary>
-    private async Task WatchUntilConnectedAsync(Task<IConnectionMultiplexer> connecting)
-    {
-        try
-        {
-            var multiplexer = await connecting.ConfigureAwait(false);
-            while (ReferenceEquals(Volatile.Read(ref _current), connecting) && !ReferenceEquals(Volatile.Read(ref _ready), connecting) && !Volatile.Read(ref _disposed))
-            {
-                if (multiplexer.IsConnected)
-                {
-                    OnConnectionRestored(multiplexer);
-                    return;
-                }
-
-                await Task.Delay(ConnectionSettings.ReconnectInterval, _timeProvider).ConfigureAwait(false);
-            }
-        }
-        catch (Exception exception) when (exception is RedisException or ObjectDisposedException or SocketException or IOException or OperationCanceledException)
-        {
-            // The connect failed for good (a waiter sees it), or the multiplexer was closed.
-        }
-    }
-
     /// <summary>Starts connecting unless shut down; what it comes to is observed by whoever waits, or by the client's events.</summary>
     private void TryGetOrCreate()
     {
@@ -394,7 +343,14 @@ internal sealed partial class RedisConnection : IRedisConnection, IDisposable
             return null;
         }
 
-        return (connecting, connecting.IsCompleted ? Min(left, s_readyPoll) : left);
+        // A connect still under way may hang for its whole connect timeout against a port nothing listens on: ask the
+        // port directly, and look again shortly.
+        if (!connecting.IsCompleted)
+        {
+            _ = CheckRefusedAsync();
+        }
+
+        return (connecting, Min(left, s_readyPoll));
     }
 
     // Waiting longer will not help: the same credentials will be refused again.

@@ -1,0 +1,107 @@
+using Resilient.Caching.Outages;
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
+using StackExchange.Redis;
+
+namespace Resilient.Caching.Connection;
+
+/// <summary>What a waiter learns without waiting: a refused port, refused credentials, a connection made in the background.</summary>
+internal sealed partial class RedisConnection
+{
+    /// <summary>
+    /// The client keeps the reason a connect failed (refused credentials, for one) for the commands it then refuses:
+    /// ask it with a PING that fails at once (the backlog is fail-fast), so a waiter can say why.
+    /// </summary>
+    private void NoteWhyNotConnected(IConnectionMultiplexer multiplexer)
+    {
+        if (Volatile.Read(ref _connectFailure) is not null)
+        {
+            return;
+        }
+
+        _ = multiplexer.GetDatabase().PingAsync().ContinueWith(
+            static (task, state) =>
+            {
+                if (task.Exception?.InnerException is { } exception)
+                {
+                    var connection = (RedisConnection)state!;
+                    Volatile.Write(ref connection._connectFailure, exception);
+                    if (RedisErrorClassifier.Classify(exception) == RedisFailureKind.Authentication)
+                    {
+                        // The client raises no event for credentials refused while connecting: reported from here.
+                        connection.CredentialsRejected?.Invoke(exception);
+                    }
+                }
+            },
+            this,
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+    }
+
+    /// <summary>
+    /// Whether anything listens on the one endpoint (a single server): a refused TCP connect is known in a round trip,
+    /// while the client's own connect may take its whole connect timeout to give up. At most once per reconnect
+    /// interval, and only while nothing is connected; a refusal ends every wait at once (<see cref="RefusedAlready"/>).
+    /// </summary>
+    private async Task CheckRefusedAsync()
+    {
+        var last = Volatile.Read(ref _refusalCheckedAt);
+        var now = _timeProvider.GetTimestamp();
+        if (_configuration is not { EndPoints.Count: 1 } || _configuration.EndPoints[0] is not (IPEndPoint or DnsEndPoint)
+            || (last != 0 && _timeProvider.GetElapsedTime(last, now) < ConnectionSettings.ReconnectInterval)
+            || Interlocked.CompareExchange(ref _refusalCheckedAt, now, last) != last)
+        {
+            return;
+        }
+
+        try
+        {
+            using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+            using var timeout = new CancellationTokenSource(TimeSpan.FromMilliseconds(_configuration.ConnectTimeout), _timeProvider);
+            await socket.ConnectAsync(_configuration.EndPoints[0], timeout.Token).ConfigureAwait(false);
+        }
+        catch (SocketException refused) when (refused.SocketErrorCode == SocketError.ConnectionRefused)
+        {
+            if (!IsReady)
+            {
+                Volatile.Write(ref _connectFailure, new RedisConnectionException(
+                    ConnectionFailureType.UnableToConnect, CommandFlags.None, $"UnableToConnect: ConnectionRefused on {ShardMapFormat(_configuration.EndPoints[0])}", refused, CommandStatus.Unknown));
+            }
+        }
+        catch (Exception unknown) when (unknown is SocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            // Listening, unreachable or slow: the client's own connect decides.
+        }
+    }
+
+    private static string ShardMapFormat(EndPoint endPoint) => Topology.ShardMap.Format(endPoint);
+
+    /// <summary>
+    /// Until a multiplexer that is not connected yet connects (in the background, nobody waiting), looks every half
+    /// second whether it has: the client does not always say so (a first connection is no "restored" one). Ends when it
+    /// connects, or is replaced or shut down.
+    /// </summary>
+    private async Task WatchUntilConnectedAsync(Task<IConnectionMultiplexer> connecting)
+    {
+        try
+        {
+            var multiplexer = await connecting.ConfigureAwait(false);
+            while (ReferenceEquals(Volatile.Read(ref _current), connecting) && !ReferenceEquals(Volatile.Read(ref _ready), connecting) && !Volatile.Read(ref _disposed))
+            {
+                if (multiplexer.IsConnected)
+                {
+                    OnConnectionRestored(multiplexer);
+                    return;
+                }
+
+                await Task.Delay(ConnectionSettings.ReconnectInterval, _timeProvider).ConfigureAwait(false);
+            }
+        }
+        catch (Exception exception) when (exception is RedisException or ObjectDisposedException or SocketException or IOException or OperationCanceledException)
+        {
+            // The connect failed for good (a waiter sees it), or the multiplexer was closed.
+        }
+    }
+}
