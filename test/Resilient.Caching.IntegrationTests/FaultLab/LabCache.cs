@@ -93,6 +93,15 @@ internal sealed class LabCache : IDisposable, IAsyncDisposable
     public int LogCount(int eventId, LogLevel? level = null, int since = 0) =>
         Logs.GetSnapshot().Skip(since).Count(r => r.Id.Id == eventId && (level is null || r.Level == level));
 
+    /// <summary>
+    /// The outage events logged so far, each counted at its own level (a started host logs events 1 and 2 of its own,
+    /// at Debug), for a test's figures.
+    /// </summary>
+    public string DescribeOutageEvents() =>
+        $"windows opened {LogCount(Log.IdWindowOpened, LogLevel.Warning)}, probes failed {LogCount(Log.IdProbeFailed, LogLevel.Warning)}, " +
+        $"closed {LogCount(Log.IdWindowClosed, LogLevel.Information)}, failures suspected {LogCount(Log.IdFailureSuspected, LogLevel.Debug)}, " +
+        $"blips {LogCount(Log.IdBlipRecovered, LogLevel.Debug)}, credentials refused {LogCount(Log.IdAuthenticationFailed, LogLevel.Error)}";
+
     /// <summary>A write and a read, so the connection is made before a scenario starts measuring.</summary>
     public async Task WarmUpAsync()
     {
