@@ -23,6 +23,12 @@ internal static class Lab
     /// <summary>No call may take longer than this: the operation timeout, plus slack.</summary>
     public static readonly TimeSpan CallBound = OperationTimeout + Slack;
 
+    /// <summary>
+    /// No call may take longer than this with the library's defaults (<see cref="UseDefaults"/>): the 5 s operation
+    /// timeout, plus half a second.
+    /// </summary>
+    public static readonly TimeSpan DefaultsCallBound = new ResilientRedisCacheOptions().OperationTimeout + TimeSpan.FromMilliseconds(500);
+
     /// <summary>A call counts as "waited out the operation timeout" above this (short-circuited calls take microseconds).</summary>
     public static readonly TimeSpan SlowCall = OperationTimeout * 0.6;
 
@@ -63,6 +69,20 @@ internal static class Lab
         var defaults = new ResilientRedisCacheOptions();
         options.OperationTimeout = defaults.OperationTimeout;
         options.ConnectTimeout = defaults.ConnectTimeout;
+    }
+
+    /// <summary>
+    /// The library's defaults throughout (5 s timeouts, 30 s window, the kernel keep-alive of the options), for a
+    /// scenario whose figures must be those an application gets without any setting.
+    /// </summary>
+    public static void UseDefaults(ResilientRedisCacheOptions options)
+    {
+        var defaults = new ResilientRedisCacheOptions();
+        UseDefaultTimeouts(options);
+        options.UnavailableWindow = defaults.UnavailableWindow;
+        options.TcpKeepAlive.Idle = defaults.TcpKeepAlive.Idle;
+        options.TcpKeepAlive.Interval = defaults.TcpKeepAlive.Interval;
+        options.TcpKeepAlive.Count = defaults.TcpKeepAlive.Count;
     }
 
     /// <summary>Polls <paramref name="condition"/> until it holds or <paramref name="timeout"/> passes; false on time-out.</summary>

@@ -64,6 +64,20 @@ public sealed class RedisServerFixtureSelfTests
     }
 
     [Fact]
+    public async Task AppendOnly_keeps_the_data_across_kill_and_restart()
+    {
+        await using var server = await RedisServer.StartNewAsync(new RedisServerOptions { AppendOnly = true }, SelfTest.Token);
+        Assert.Equal("+OK\r\n", await server.ExecuteAsync("SET", "k", "v"));
+        Assert.Equal(":1\r\n", await server.ExecuteAsync("HSET", "h", "data", "value"));
+
+        server.Kill();
+        await server.RestartAsync(SelfTest.Token);
+
+        Assert.Equal("$1\r\nv\r\n", await server.ExecuteAsync("GET", "k"));
+        Assert.Equal("$5\r\nvalue\r\n", await server.ExecuteAsync("HGET", "h", "data"));
+    }
+
+    [Fact]
     public async Task Pause_stops_replies_and_resume_answers_again()
     {
         await using var server = await RedisServer.StartNewAsync(cancellationToken: SelfTest.Token);

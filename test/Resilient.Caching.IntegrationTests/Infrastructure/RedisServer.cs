@@ -37,6 +37,13 @@ public sealed record RedisServerOptions
     /// </summary>
     public IReadOnlyList<string>? ConfigFileLines { get; init; }
 
+    /// <summary>
+    /// Persistence in an append-only file (<c>appendonly yes</c>, each write synced to the file): the data survives
+    /// <see cref="RedisServer.Kill"/> and <see cref="RedisServer.RestartAsync"/>, as a production Redis restarted by its
+    /// supervisor keeps it. Off by default: a restart comes back empty.
+    /// </summary>
+    public bool AppendOnly { get; init; }
+
     /// <summary>Further raw arguments appended to the command line, e.g. ["--maxclients", "10"].</summary>
     public IReadOnlyList<string> ExtraArgs { get; init; } = [];
 
@@ -49,7 +56,8 @@ public sealed record RedisServerOptions
 }
 
 /// <summary>
-/// A real, throw-away <c>redis-server</c> process (no persistence, own temp dir) that tests can kill,
+/// A real, throw-away <c>redis-server</c> process (no persistence unless <see cref="RedisServerOptions.AppendOnly"/>,
+/// own temp dir) that tests can kill,
 /// freeze (SIGSTOP), thaw and restart on the same port to produce genuine server-side failures.
 /// Always use with <c>await using</c>: dispose kills the process and deletes its directory even when the test fails.
 /// </summary>
@@ -179,8 +187,10 @@ public sealed class RedisServer : IAsyncDisposable
     public void Resume() => Signal(SigCont);
 
     /// <summary>
-    /// Starts redis again on the same port (killing it first if it still runs). Data is gone, as after a crash
-    /// without persistence. Bind failures are retried for a few seconds in case the port is briefly unavailable.
+    /// Starts redis again on the same port (killing it first if it still runs), in the same directory. Data is gone,
+    /// as after a crash without persistence, unless <see cref="RedisServerOptions.AppendOnly"/> is set (the server then
+    /// loads its append-only file before it answers PING). Bind failures are retried for a few seconds in case the port
+    /// is briefly unavailable.
     /// </summary>
     public async Task RestartAsync(CancellationToken cancellationToken = default)
     {
@@ -461,12 +471,18 @@ public sealed class RedisServer : IAsyncDisposable
         [
             "--port", Port.ToString(CultureInfo.InvariantCulture),
             "--bind", _options.BindAddress,
-            "--save", string.Empty, // No RDB snapshots: a restart must come back empty, and no disk I/O.
-            "--appendonly", "no",
+            "--save", string.Empty, // No RDB snapshots: a restart comes back empty (unless AppendOnly), and no disk I/O.
+            "--appendonly", _options.AppendOnly ? "yes" : "no",
             "--daemonize", "no", // Stay our child so we can signal and kill it.
             "--dir", _directory!,
             "--enable-debug-command", "yes", // DEBUG SLEEP etc.; redis 7 disables DEBUG by default.
         ];
+        if (_options.AppendOnly)
+        {
+            // Every write in the file before it is answered: a SIGKILL right after a write loses nothing.
+            args.AddRange(["--appendfsync", "always"]);
+        }
+
         if (_options.MaxMemory is { } maxMemory)
         {
             args.AddRange(["--maxmemory", maxMemory]);
