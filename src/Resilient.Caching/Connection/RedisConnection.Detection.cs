@@ -104,4 +104,45 @@ internal sealed partial class RedisConnection
             // The connect failed for good (a waiter sees it), or the multiplexer was closed.
         }
     }
+
+    /// <summary>Credentials refused while a connect is under way: waiters stop waiting, and it is reported (event 7), once per connect.</summary>
+    private void OnCredentialsRefusedWhileConnecting()
+    {
+        if (IsReady || Volatile.Read(ref _disposed))
+        {
+            return;
+        }
+
+        var refused = new RedisConnectionException(
+            ConnectionFailureType.AuthenticationFailure, CommandFlags.None, "The Redis server refused the credentials while connecting.", null, CommandStatus.Unknown);
+        Volatile.Write(ref _connectFailure, refused);
+        CredentialsRejected?.Invoke(refused);
+    }
+
+    /// <summary>
+    /// The client's connect log, read for one thing: the server refusing the credentials. The client raises no event
+    /// for that while connecting, and its connect may take its whole connect timeout to return. Nothing is kept or
+    /// written anywhere.
+    /// </summary>
+    private sealed class ConnectLog(RedisConnection connection) : TextWriter
+    {
+        private int _reported;
+
+        public override System.Text.Encoding Encoding => System.Text.Encoding.UTF8;
+
+        public override void Write(char value)
+        {
+        }
+
+        public override void WriteLine(string? value)
+        {
+            if (value is not null
+                && (value.Contains("WRONGPASS", StringComparison.Ordinal) || value.Contains("NOAUTH", StringComparison.Ordinal)
+                    || value.Contains(nameof(ConnectionFailureType.AuthenticationFailure), StringComparison.Ordinal))
+                && Interlocked.Exchange(ref _reported, 1) == 0)
+            {
+                connection.OnCredentialsRefusedWhileConnecting();
+            }
+        }
+    }
 }

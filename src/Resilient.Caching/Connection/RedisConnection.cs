@@ -296,7 +296,7 @@ internal sealed partial class RedisConnection : IRedisConnection, IDisposable
             current = _current;
             if (current is null || current.IsFaulted || current.IsCanceled)
             {
-                current = (_userFactory is not null ? _userFactory() : ConnectionMultiplexer.ConnectAsync(_configuration!).ContinueWith(
+                current = (_userFactory is not null ? _userFactory() : ConnectionMultiplexer.ConnectAsync(_configuration!, new ConnectLog(this)).ContinueWith(
                     static task => (IConnectionMultiplexer)task.GetAwaiter().GetResult(),
                     CancellationToken.None,
                     TaskContinuationOptions.ExecuteSynchronously,

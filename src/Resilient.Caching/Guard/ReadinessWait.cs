@@ -157,7 +157,9 @@ internal sealed class ReadinessWait
         if (!ready && !stopped.IsCancellationRequested)
         {
             // A whole operation timeout without a connection: as good as a command timing out (or the credentials were refused).
-            var failure = _connection.ConnectFailure is { } refused && RedisErrorClassifier.Classify(refused) == RedisFailureKind.Authentication
+            // Refused (the port or the credentials): said so at once. Otherwise a whole operation timeout went by.
+            var failure = _connection.ConnectFailure is { } refused
+                && (RedisErrorClassifier.Classify(refused) == RedisFailureKind.Authentication || RedisConnection.IsRefusal(refused))
                 ? refused
                 : RedisConnectPendingException.WaitedOutFor(_operationTimeout);
             return new(ReadinessOutcome.NoConnection, Failure: failure);
