@@ -82,7 +82,8 @@ internal sealed class FailureJudge
     /// bytes were received and not yet read (<c>in: N</c> or <c>in-pipe: N</c> with N &gt; 0) — Redis answered.
     /// </summary>
     public bool IsStarvation(Exception exception) =>
-        exception is TimeoutException && (RepliesUnread(exception.Message) || ReportsStarvedPool(exception.Message) || _isThreadPoolStarved());
+        exception is TimeoutException and not RedisConnectPendingException
+        && (RepliesUnread(exception.Message) || ReportsStarvedPool(exception.Message) || _isThreadPoolStarved());
 
     /// <summary>Whether StackExchange.Redis's timeout report shows bytes received but not yet read.</summary>
     internal static bool RepliesUnread(string message) => CountAfter(message, "in: ") > 0 || CountAfter(message, "in-pipe: ") > 0;

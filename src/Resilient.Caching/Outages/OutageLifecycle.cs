@@ -25,6 +25,7 @@ internal sealed class OutageLifecycle
     private readonly TimeSpan _operationTimeout;
     private readonly Func<string, CancellationToken, ValueTask>? _evictTag;
     private volatile bool _stopped;
+    private int _catchingUp;
 
     /// <param name="shards">The windows.</param>
     /// <param name="connection">The connection a probe uses, and resets.</param>
@@ -72,7 +73,7 @@ internal sealed class OutageLifecycle
             // The application's stall, not Redis's: no window, no reset, no probe. A write whose outcome it left
             // unknown is invalidated right away, off the caller's path.
             _notify.Stalled(operation, exception);
-            if (_pending.Count > 0)
+            if (_pending.Count > 0 && operation != CacheOperation.CatchUpReplay)
             {
                 _ = CatchUpAsync(shard);
             }
@@ -259,6 +260,12 @@ internal sealed class OutageLifecycle
 
     private async Task CatchUpAsync(Shard shard)
     {
+        // One at a time: what fails meanwhile waits for the next one, or for the next probe.
+        if (Interlocked.Exchange(ref _catchingUp, 1) == 1)
+        {
+            return;
+        }
+
         try
         {
             if (await ReplayAsync(shard).ConfigureAwait(false) is { } applied)
@@ -275,6 +282,10 @@ internal sealed class OutageLifecycle
             {
                 RecordFailure(CacheOperation.CatchUpReplay, exception, verdict);
             }
+        }
+        finally
+        {
+            Volatile.Write(ref _catchingUp, 0);
         }
     }
 }
