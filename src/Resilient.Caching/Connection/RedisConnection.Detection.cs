@@ -87,8 +87,20 @@ internal sealed partial class RedisConnection
     {
         try
         {
+            // The client's own connect may hang for its whole connect timeout although the port started answering
+            // meanwhile (a server restarted): that attempt is given up for a fresh one as soon as the port answers.
+            while (!connecting.IsCompleted)
+            {
+                await Task.WhenAny(connecting, Task.Delay(ConnectionSettings.ReconnectInterval, _timeProvider)).ConfigureAwait(false);
+                if (!connecting.IsCompleted && IsStillConnecting(connecting) && await PortAnswersAsync().ConfigureAwait(false) && IsStillConnecting(connecting))
+                {
+                    Reset(connectAgain: true);
+                    return;
+                }
+            }
+
             var multiplexer = await connecting.ConfigureAwait(false);
-            while (ReferenceEquals(Volatile.Read(ref _current), connecting) && !ReferenceEquals(Volatile.Read(ref _ready), connecting) && !Volatile.Read(ref _disposed))
+            while (IsStillConnecting(connecting))
             {
                 if (multiplexer.IsConnected)
                 {
@@ -105,8 +117,32 @@ internal sealed partial class RedisConnection
         }
     }
 
+    private bool IsStillConnecting(Task<IConnectionMultiplexer> connecting) =>
+        ReferenceEquals(Volatile.Read(ref _current), connecting) && !ReferenceEquals(Volatile.Read(ref _ready), connecting) && !Volatile.Read(ref _disposed);
+
+    /// <summary>Whether the one endpoint (a single server) accepts a TCP connection now; false when there is more than one, or it does not.</summary>
+    private async Task<bool> PortAnswersAsync()
+    {
+        if (!IsOwned || _configuration is not { EndPoints.Count: 1 } || _configuration.EndPoints[0] is not (IPEndPoint or DnsEndPoint))
+        {
+            return false;
+        }
+
+        try
+        {
+            using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+            using var timeout = new CancellationTokenSource(ConnectionSettings.ReconnectInterval, _timeProvider);
+            await socket.ConnectAsync(_configuration.EndPoints[0], timeout.Token).ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception unknown) when (unknown is SocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Credentials refused while a connect is under way: waiters stop waiting, and it is reported (event 7), once per connect.</summary>
-    private void OnCredentialsRefusedWhileConnecting()
+    private void OnCredentialsRefusedWhileConnecting(string reply)
     {
         if (IsReady || Volatile.Read(ref _disposed))
         {
@@ -114,7 +150,7 @@ internal sealed partial class RedisConnection
         }
 
         var refused = new RedisConnectionException(
-            ConnectionFailureType.AuthenticationFailure, CommandFlags.None, "The Redis server refused the credentials while connecting.", null, CommandStatus.Unknown);
+            ConnectionFailureType.AuthenticationFailure, CommandFlags.None, $"{reply}: the Redis server refused the credentials while connecting.", null, CommandStatus.Unknown);
         Volatile.Write(ref _connectFailure, refused);
         CredentialsRejected?.Invoke(refused);
     }
@@ -136,12 +172,15 @@ internal sealed partial class RedisConnection
 
         public override void WriteLine(string? value)
         {
-            if (value is not null
-                && (value.Contains("WRONGPASS", StringComparison.Ordinal) || value.Contains("NOAUTH", StringComparison.Ordinal)
-                    || value.Contains(nameof(ConnectionFailureType.AuthenticationFailure), StringComparison.Ordinal))
-                && Interlocked.Exchange(ref _reported, 1) == 0)
+            // Only the reply's name is kept: the line itself is never repeated (it may name the configuration).
+            var reply = value is null ? null
+                : value.Contains("WRONGPASS", StringComparison.Ordinal) ? "WRONGPASS"
+                : value.Contains("NOAUTH", StringComparison.Ordinal) ? "NOAUTH"
+                : value.Contains(nameof(ConnectionFailureType.AuthenticationFailure), StringComparison.Ordinal) ? "NOAUTH or WRONGPASS (AuthenticationFailure)"
+                : null;
+            if (reply is not null && Interlocked.Exchange(ref _reported, 1) == 0)
             {
-                connection.OnCredentialsRefusedWhileConnecting();
+                connection.OnCredentialsRefusedWhileConnecting(reply);
             }
         }
     }
