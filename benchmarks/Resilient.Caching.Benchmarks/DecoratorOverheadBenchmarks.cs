@@ -147,6 +147,10 @@ public class DecoratorOverheadBenchmarks
 
         public Task ProbeAsync(TimeSpan budget, StackExchange.Redis.RedisKey key) => Task.CompletedTask;
 
+        public Task<bool> TakenOverAsync(TimeSpan budget, IReadOnlyList<System.Net.EndPoint> replicas) => Task.FromResult(false);
+
+        
+
         public void Reset(bool connectAgain = false)
         {
         }

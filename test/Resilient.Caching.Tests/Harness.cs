@@ -14,6 +14,7 @@ namespace Resilient.Caching.Tests;
 internal sealed class CountingConnection : IRedisConnection
 {
     private int _generation;
+    private int _takeoverChecks;
 
     public int Generation => Volatile.Read(ref _generation);
 
@@ -42,6 +43,17 @@ internal sealed class CountingConnection : IRedisConnection
         Probes++;
         ProbeKey = key;
         return Probe();
+    }
+
+    /// <summary>Whether one of the replicas asked about took over; by default none did.</summary>
+    public Func<IReadOnlyList<System.Net.EndPoint>, bool> TakenOver { get; set; } = static _ => false;
+
+    public int TakeoverChecks => Volatile.Read(ref _takeoverChecks);
+
+    public Task<bool> TakenOverAsync(TimeSpan budget, IReadOnlyList<System.Net.EndPoint> replicas)
+    {
+        Interlocked.Increment(ref _takeoverChecks);
+        return Task.FromResult(TakenOver(replicas));
     }
 
     public void Reset(bool connectAgain = false) => Interlocked.Increment(ref _generation);

@@ -33,6 +33,15 @@ internal interface IRedisConnection
     Task ProbeAsync(TimeSpan budget, StackExchange.Redis.RedisKey key);
 
     /// <summary>
+    /// Whether one of a cluster shard's replicas took over (it says it is a primary now), each asked within
+    /// <paramref name="budget"/>. When one did, the client is asked to read the topology again and the change is
+    /// reported (<c>TopologyChanged</c>).
+    /// </summary>
+    /// <param name="budget">The longest one replica's answer is waited for.</param>
+    /// <param name="replicas">The shard's replicas as the client last reported them.</param>
+    Task<bool> TakenOverAsync(TimeSpan budget, IReadOnlyList<System.Net.EndPoint> replicas);
+
+    /// <summary>
     /// Drops the current multiplexer (when it is ours), failing every command still waiting on it at once, so that
     /// the next wait connects afresh.
     /// </summary>

@@ -62,12 +62,13 @@ internal sealed class FailureJudge
     /// <summary>
     /// Whether a failure is an outage at once, or a suspicion a probe must confirm first: a reset, a refusal or a
     /// closed connection may be a blip (CLIENT KILL, a load balancer recycling a connection, a quick restart), a
-    /// READONLY reply is what a primary says in the instant it becomes a replica in a failover, and a timeout while the
-    /// application's own thread pool is starved says nothing about the path to Redis.
+    /// READONLY reply is what a primary says in the instant it becomes a replica in a failover, a redirect the client
+    /// did not follow is two nodes naming each other in that instant, and a timeout while the application's own thread
+    /// pool is starved says nothing about the path to Redis.
     /// </summary>
     public bool IsOutage(Exception exception, RedisFailureKind kind) => kind switch
     {
-        RedisFailureKind.ServerUnavailable => !RedisErrorClassifier.IsReadOnlyReply(exception),
+        RedisFailureKind.ServerUnavailable => !RedisErrorClassifier.IsReadOnlyReply(exception) && !RedisErrorClassifier.IsRedirect(exception),
         RedisFailureKind.Transport => exception switch
         {
             RedisConnectPendingException pending => pending.WaitedOut,

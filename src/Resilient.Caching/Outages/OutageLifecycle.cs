@@ -12,10 +12,15 @@ namespace Resilient.Caching.Outages;
 /// Everything an outage does, from the failure that starts it to the probe that ends it: tells the shard's window
 /// controller, does what the transition asks (reset the connection, check a suspicion), probes, applies what the
 /// outage left pending, closes the window — and tells <see cref="OutageNotifications"/> at each step. The client's own
-/// signs (a primary's connection lost, a failover seen) start checks early.
+/// signs (a primary's connection lost, a failover seen) start checks early, and an open cluster shard asks its replicas
+/// whether one took over rather than wait for the client to notice.
 /// </summary>
 internal sealed class OutageLifecycle
 {
+    // How often an open cluster shard's replicas are asked whether one took over: a promotion is used within a
+    // quarter of a second or so, for four ROLE commands a second to each replica of a shard that is out.
+    private static readonly TimeSpan s_takeoverCheckEvery = TimeSpan.FromMilliseconds(250);
+
     private readonly ShardMap _shards;
     private readonly IRedisConnection _connection;
     private readonly FailureJudge _judge;
@@ -92,6 +97,7 @@ internal sealed class OutageLifecycle
                 }
 
                 _notify.Opened(shard, operation, exception, verdict.Kind, transition);
+                WatchForTakeover(shard);
                 break;
             case WindowController.Transition.Suspected:
                 if (verdict.MayReset)
@@ -230,6 +236,64 @@ internal sealed class OutageLifecycle
         }
 
         _notify.Opened(shard, CacheOperation.Probe, exception, kind, transition);
+        WatchForTakeover(shard);
+    }
+
+    /// <summary>
+    /// A cluster shard whose primary has a replica is out: the replica is expected to take over within seconds, but
+    /// the client routes the shard's slots to the old primary until it reads the topology again, on its own schedule
+    /// (seconds after the promotion, or only once the old node answers again). So until the window closes, every
+    /// quarter of a second the replicas are asked whether one took over (<see cref="IRedisConnection.TakenOverAsync"/>:
+    /// one ROLE to each, the old primary is left alone); once one did, the client reads the topology again and the
+    /// shard is probed early, through the client's routing, until it is in use again.
+    /// </summary>
+    private void WatchForTakeover(Shard shard)
+    {
+        if (_shards.IsCluster && !shard.IsDeployment && shard.Replicas.Count > 0 && shard.TryStartTakeoverWatch())
+        {
+            _ = WatchForTakeoverAsync(shard);
+        }
+    }
+
+    private async Task WatchForTakeoverAsync(Shard shard)
+    {
+        var tookOver = false;
+        try
+        {
+            while (!_stopped && !shard.Retired && !shard.Controller.IsAvailable)
+            {
+                await Task.Delay(s_takeoverCheckEvery).ConfigureAwait(false);
+                if (!tookOver)
+                {
+                    if (shard.Replicas is not { Count: > 0 } replicas)
+                    {
+                        break;
+                    }
+
+                    tookOver = await _connection.TakenOverAsync(_operationTimeout, replicas).ConfigureAwait(false);
+                }
+
+                // Probed through the client's routing, so that what is pending is applied where the keys now live.
+                if (tookOver && shard.Controller.TryStartEarlyProbe())
+                {
+                    await ProbeAsync(shard, early: true).ConfigureAwait(false);
+                }
+            }
+        }
+        catch (Exception)
+        {
+            // Whatever went wrong, the window's own probe still ends the outage; a watch that is still wanted starts again below.
+        }
+        finally
+        {
+            shard.EndTakeoverWatch();
+        }
+
+        if (!_stopped && !shard.Retired && !shard.Controller.IsAvailable)
+        {
+            // Opened again while this watch was ending, or it failed: a watch is still wanted.
+            WatchForTakeover(shard);
+        }
     }
 
     /// <summary>After a refusal or a closed connection a new one may start connecting at once; after a timeout it waits for the probe.</summary>

@@ -29,6 +29,10 @@ internal static class RedisErrorClassifier
 
     private static readonly string[] s_readOnlyReply = ["READONLY"];
 
+    // A redirect the client did not follow: the raw replies, and the client's own wording when it gives up.
+    private static readonly string[] s_redirectReplies = ["MOVED", "ASK"];
+    private static readonly string[] s_redirectNotFollowed = ["Key has MOVED", "Key has ASK"];
+
     /// <param name="exception">What the call threw.</param>
     /// <param name="connectionWasReset">The connection the call used has been reset since it began: whatever it throws on the way out is the reset's doing.</param>
     public static RedisFailureKind Classify(Exception exception, bool connectionWasReset = false)
@@ -66,8 +70,26 @@ internal static class RedisErrorClassifier
         _ => false,
     };
 
+    /// <summary>
+    /// A MOVED or ASK redirect the client did not follow: it follows one redirect per command, so in the instant of a
+    /// failover two nodes that each name the other (the old primary already pointing at the new one, the new one, or
+    /// the client's map, still at the old) leave it with a redirect in hand. The slot is changing hands, not refused.
+    /// </summary>
+    public static bool IsRedirect(Exception exception) => exception switch
+    {
+        RedisServerException server => server.Kind is RedisErrorKind.Moved or RedisErrorKind.Ask or RedisErrorKind.UnknownRedirectTarget
+            || StartsWithAny(server.Message, s_redirectReplies) || StartsWithAny(server.Message, s_redirectNotFollowed),
+        AggregateException aggregate => aggregate.Flatten().InnerExceptions.Any(IsRedirect),
+        _ => false,
+    };
+
     private static RedisFailureKind ClassifyReply(RedisServerException server)
     {
+        if (IsRedirect(server))
+        {
+            return RedisFailureKind.ServerUnavailable;
+        }
+
         switch (server.Kind)
         {
             case RedisErrorKind.NoAuth or RedisErrorKind.WrongPass:

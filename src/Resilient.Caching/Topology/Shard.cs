@@ -1,3 +1,4 @@
+using System.Net;
 using Resilient.Caching.Outages;
 
 namespace Resilient.Caching.Topology;
@@ -16,13 +17,14 @@ internal sealed class Shard
     private Layout _layout;
     private long _replicaReadsPausedUntil;
     private bool _retired;
+    private int _watchedForTakeover;
 
     public Shard(int firstSlot, WindowController controller, string probeKey, bool isDeployment = false)
     {
         FirstSlot = firstSlot;
         Controller = controller;
         IsDeployment = isDeployment;
-        _layout = new Layout(string.Empty, string.Empty, [], false, probeKey);
+        _layout = new Layout(string.Empty, string.Empty, [], false, [], probeKey);
     }
 
     public int FirstSlot { get; }
@@ -48,6 +50,9 @@ internal sealed class Shard
     /// <summary>Gets a value indicating whether the shard has a replica that may serve reads while its primary is out.</summary>
     public bool HasReplica => Volatile.Read(ref _layout).HasReplica;
 
+    /// <summary>Gets where the replicas of the shard's primary are, as the client last reported them (the candidates for a promotion).</summary>
+    public IReadOnlyList<EndPoint> Replicas => Volatile.Read(ref _layout).Replicas;
+
     /// <summary>Gets a value indicating whether the shard left the layout (its slots now belong to other primaries).</summary>
     public bool Retired => Volatile.Read(ref _retired);
 
@@ -57,8 +62,8 @@ internal sealed class Shard
     /// <summary>Describes the shard in a log line: empty for the deployment's window.</summary>
     public string Describe(string reason) => IsDeployment ? reason : $"{reason} on shard {ServerAddress} (slots {Slots})";
 
-    internal void Relayout(string serverAddress, IReadOnlyList<CacheSlotRange> slotRanges, bool hasReplica, string? probeKey) =>
-        Volatile.Write(ref _layout, new Layout(serverAddress, string.Join(",", slotRanges), slotRanges, hasReplica, probeKey ?? ProbeKey));
+    internal void Relayout(string serverAddress, IReadOnlyList<CacheSlotRange> slotRanges, bool hasReplica, IReadOnlyList<EndPoint> replicas, string? probeKey) =>
+        Volatile.Write(ref _layout, new Layout(serverAddress, string.Join(",", slotRanges), slotRanges, hasReplica, replicas, probeKey ?? ProbeKey));
 
     internal void Retire() => Volatile.Write(ref _retired, true);
 
@@ -66,5 +71,10 @@ internal sealed class Shard
 
     internal void ResumeReplicaReads() => Volatile.Write(ref _replicaReadsPausedUntil, 0);
 
-    private sealed record Layout(string ServerAddress, string Slots, IReadOnlyList<CacheSlotRange> SlotRanges, bool HasReplica, string ProbeKey);
+    /// <summary>Takes the one watch for a replica taking over while the window is open; false when one runs already.</summary>
+    internal bool TryStartTakeoverWatch() => Interlocked.CompareExchange(ref _watchedForTakeover, 1, 0) == 0;
+
+    internal void EndTakeoverWatch() => Volatile.Write(ref _watchedForTakeover, 0);
+
+    private sealed record Layout(string ServerAddress, string Slots, IReadOnlyList<CacheSlotRange> SlotRanges, bool HasReplica, IReadOnlyList<EndPoint> Replicas, string ProbeKey);
 }

@@ -95,7 +95,7 @@ internal sealed class ShardMap
 
         Apply([.. configuration.Nodes
             .Where(static n => !n.IsReplica && n.Slots.Count > 0)
-            .Select(static n => new Primary(Format(n.EndPoint), [.. n.Slots], n.Children.Count > 0))]);
+            .Select(static n => new Primary(Format(n.EndPoint), [.. n.Slots], n.Children.Count > 0, [.. n.Children.Select(static c => c.EndPoint).OfType<EndPoint>()]))]);
     }
 
     /// <summary>Takes a cluster's primaries as the shards (kept by first slot, so a failover keeps each shard's window).</summary>
@@ -122,7 +122,7 @@ internal sealed class ShardMap
 
                 // Resharded: the probe's key must lie in the slots the shard serves now.
                 var probeKey = shard.Slots.Length != 0 && shard.Slots != slots ? ProbeKeyIn(primary.Slots) : null;
-                shard.Relayout(primary.Address, ranges, primary.HasReplica, probeKey);
+                shard.Relayout(primary.Address, ranges, primary.HasReplica, primary.Replicas ?? [], probeKey);
                 foreach (var range in primary.Slots)
                 {
                     owner.AsSpan(range.From, range.To - range.From + 1).Fill((ushort)i);
@@ -198,6 +198,6 @@ internal sealed class ShardMap
 
     private sealed record Layout(Shard[] Shards, ushort[]? Owner);
 
-    /// <summary>A cluster primary as the client reports it: where it is, its slots, whether it has a replica.</summary>
-    internal sealed record Primary(string Address, IReadOnlyList<SlotRange> Slots, bool HasReplica);
+    /// <summary>A cluster primary as the client reports it: where it is, its slots, whether it has a replica, and where its replicas are.</summary>
+    internal sealed record Primary(string Address, IReadOnlyList<SlotRange> Slots, bool HasReplica, IReadOnlyList<EndPoint>? Replicas = null);
 }

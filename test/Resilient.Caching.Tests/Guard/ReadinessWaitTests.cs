@@ -259,5 +259,7 @@ public sealed class ReadinessWaitTests : IDisposable
         public Task ProbeAsync(TimeSpan budget, RedisKey key) => throw new NotSupportedException("a wait never probes");
 
         public void Reset(bool connectAgain = false) => throw new NotSupportedException("a wait never resets");
+
+        public Task<bool> TakenOverAsync(TimeSpan budget, IReadOnlyList<System.Net.EndPoint> replicas) => throw new NotSupportedException("a wait never asks replicas");
     }
 }

@@ -107,6 +107,32 @@ public sealed class ShardWindowTests : IDisposable
     }
 
     [Fact]
+    public async Task ShardOut_WithAReplica_IsUsedAgainOnceTheReplicaTookOver_WithoutWaitingForItsWindowOrTheClient()
+    {
+        var (down, _) = KeysOnTwoShards();
+        var shard = _map.ShardOf(KeyKind.CacheKey, down)!;
+        var replica = new System.Net.DnsEndPoint("10.0.0.4", 6379);
+        _map.Apply(_map.Shards.Select(s => new ShardMap.Primary(s.ServerAddress, [Range(s)], ReferenceEquals(s, shard), ReferenceEquals(s, shard) ? [replica] : [])).ToList());
+        _h.Inner.Fault = Fault.ThrowsSynchronously;
+        Assert.Null(_h.Cache.Get(down));
+        await Harness.UntilAsync(() => shard.Controller.IsOutage);
+        _h.Inner.Fault = Fault.None;
+
+        // Its replicas are asked, nothing more: the window (30 s of a clock that does not move) stays open.
+        await Harness.UntilAsync(() => _h.Connection.TakeoverChecks >= 2);
+        var probes = _h.Connection.Probes;
+        Assert.False(shard.Controller.IsAvailable);
+
+        // The replica says it is a primary now: the shard is probed at once, through the client's routing, and used again.
+        _h.Connection.TakenOver = replicas => replicas.SequenceEqual([replica]);
+        await Harness.UntilAsync(() => _h.Availability.IsAvailable);
+        Assert.Equal(probes + 1, _h.Connection.Probes);
+        var checks = _h.Connection.TakeoverChecks;
+        await Task.Delay(600, TestContext.Current.CancellationToken);
+        Assert.Equal(checks, _h.Connection.TakeoverChecks);
+    }
+
+    [Fact]
     public void ShardOutWhoseSlotsMoveAway_NoLongerCountsAsOut()
     {
         var (down, _) = KeysOnTwoShards();
