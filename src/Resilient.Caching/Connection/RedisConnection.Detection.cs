@@ -184,4 +184,70 @@ internal sealed partial class RedisConnection
             }
         }
     }
+
+    /// <summary>
+    /// The client notices a cluster failover only when it reads the topology again, which it does on its own schedule:
+    /// when a connection drops, after a few refused reconnects, when a periodic check happens to see a role change, or
+    /// when the old primary answers again. Until then it routes the shard's slots to the old primary, dead or not. Here
+    /// each replica is asked its role (<c>ROLE</c>, which the client sends to a replica; it refuses to send it a write):
+    /// one that says it is a primary now was promoted. Then the client reads the topology again at once (its slot map
+    /// moves to the new primary; the events it raises meanwhile reach <see cref="TopologyChanged"/>), and the change is
+    /// reported once more when that read ends. The probe that follows, through the client's routing, checks that the
+    /// new primary takes writes.
+    /// </summary>
+    public async Task<bool> TakenOverAsync(TimeSpan budget, IReadOnlyList<EndPoint> replicas)
+    {
+        if (Volatile.Read(ref _ready) is not { IsCompletedSuccessfully: true } ready)
+        {
+            return false;
+        }
+
+        var multiplexer = ready.Result;
+        foreach (var endPoint in replicas)
+        {
+            IServer server;
+            try
+            {
+                server = multiplexer.GetServer(endPoint);
+            }
+            catch (Exception unknown) when (unknown is ArgumentException or ObjectDisposedException)
+            {
+                continue;
+            }
+
+            if (!server.IsConnected)
+            {
+                continue;
+            }
+
+            var asked = server.RoleAsync();
+            try
+            {
+                if (await asked.WaitAsync(budget, _timeProvider).ConfigureAwait(false) is not Role.Master)
+                {
+                    continue;
+                }
+            }
+            catch (Exception unanswered) when (unanswered is RedisException or TimeoutException or ObjectDisposedException)
+            {
+                // Says nothing about a promotion.
+                _ = asked.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+                continue;
+            }
+
+            _ = multiplexer.ConfigureAsync().ContinueWith(
+                (read, state) =>
+                {
+                    _ = read.Exception;
+                    OnTopologyChanged((IConnectionMultiplexer)state!);
+                },
+                multiplexer,
+                CancellationToken.None,
+                TaskContinuationOptions.None,
+                TaskScheduler.Default);
+            return true;
+        }
+
+        return false;
+    }
 }
