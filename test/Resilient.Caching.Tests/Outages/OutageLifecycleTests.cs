@@ -296,6 +296,24 @@ public sealed class OutageLifecycleTests : IDisposable
         Assert.Equal(0, h.Availability.Outages);
     }
 
+    [Fact]
+    public async Task RedirectNotFollowed_IsSwallowed_AndABlipWhenTheProbeSucceeds()
+    {
+        // Two nodes naming each other in the instant of a failover: the client follows one redirect, then gives up.
+        using var h = new Harness();
+        h.Connection.Probe = static () => Task.CompletedTask;
+        h.Inner.Error = static () => new RedisServerException(
+            RedisErrorKind.Moved, CommandFlags.None, "Key has MOVED to Endpoint 127.0.0.1:7000 and hashslot 12079 but CommandFlags.NoRedirect was specified - redirect not followed for HMGET app:k.");
+        h.Inner.Fault = Fault.ThrowsSynchronously;
+
+        Assert.Null(h.Cache.Get("k"));
+
+        await Harness.UntilAsync(() => h.Availability.IsAvailable);
+        Assert.Equal(0, h.CountLogs(Log.IdWindowOpened));
+        Assert.Equal(1, h.CountLogs(Log.IdBlipRecovered));
+        Assert.Equal(0, h.Availability.Outages);
+    }
+
     public void Dispose() => _h.Dispose();
 
     private static FailureVerdict Outage(Shard shard) => new(RedisFailureKind.Transport, shard, IsOutage: true, MayReset: false);
