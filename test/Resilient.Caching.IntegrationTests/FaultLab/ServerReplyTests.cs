@@ -33,7 +33,7 @@ public sealed class ServerReplyTests
                     Assert.StartsWith("-OOM", await server.ExecuteAsync("SET", "lab:oom-check", "v"), StringComparison.Ordinal);
                 },
                 async () => Assert.StartsWith("+OK", await server.ExecuteAsync("CONFIG", "SET", "maxmemory", "0"), StringComparison.Ordinal)),
-            new OutageOptions { WritesOnly = true, CountCommands = () => CacheCommands.CountAsync(server) });
+            new OutageOptions { WritesOnly = true, CountCommands = () => CacheCommands.ReadsAndWritesAsync(server) });
 
         report.AssertSurvived();
         Assert.Contains("OOM", report.Logs, StringComparison.Ordinal);
@@ -65,7 +65,7 @@ public sealed class ServerReplyTests
                         Assert.StartsWith("-", await blocker!.ReadReplyAsync(TimeSpan.FromSeconds(5), Lab.Ct), StringComparison.Ordinal);
                     }),
                 // The blocking EVAL is the fixture's, not the cache's: it is counted once it has been killed.
-                new OutageOptions { CountCommands = async () => await CacheCommands.CountAsync(server) - (blocker is null ? 0 : 1) });
+                new OutageOptions { CountCommands = async () => await CacheCommands.ReadsAndWritesAsync(server) - (blocker is null ? 0 : 1) });
 
             report.AssertSurvived();
             Assert.Contains("BUSY", report.Logs, StringComparison.Ordinal);
@@ -98,7 +98,7 @@ public sealed class ServerReplyTests
                     Assert.StartsWith("-READONLY", await server.ExecuteAsync("SET", "lab:readonly-check", "v"), StringComparison.Ordinal);
                 },
                 async () => Assert.StartsWith("+OK", await server.ExecuteAsync("REPLICAOF", "NO", "ONE"), StringComparison.Ordinal)),
-            new OutageOptions { WritesOnly = true, CountCommands = () => CacheCommands.CountAsync(server) });
+            new OutageOptions { WritesOnly = true, CountCommands = () => CacheCommands.ReadsAndWritesAsync(server) });
 
         report.AssertSurvived();
         Assert.Contains("READONLY", report.Logs, StringComparison.Ordinal);
@@ -204,7 +204,7 @@ public sealed class ServerReplyTests
                     Assert.True(await Lab.EventuallyAsync(async () => (await PingAsync(server)).StartsWith("-LOADING", StringComparison.Ordinal), TimeSpan.FromSeconds(5)), "Redis never reported LOADING");
                 },
                 async () => Assert.StartsWith("+OK", await reloader.ReadReplyAsync(TimeSpan.FromSeconds(30), Lab.Ct), StringComparison.Ordinal)),
-            new OutageOptions { FaultFor = TimeSpan.Zero, CountCommands = () => CacheCommands.CountAsync(server) });
+            new OutageOptions { FaultFor = TimeSpan.Zero, CountCommands = () => CacheCommands.ReadsAndWritesAsync(server) });
 
         report.AssertSurvived();
         Assert.Contains("LOADING", report.Logs, StringComparison.Ordinal);
