@@ -116,6 +116,11 @@ internal static class Outage
         {
             Assert.False(lab.Availability.IsAvailable, $"{fault.Name}: the window closed before the fault healed.\n{lab.DescribeLogs()}");
 
+            // The callers also hold themselves the moment they find the window closed: the notification above comes
+            // after the close is logged, and calls made meanwhile (a loaded machine can take a hundred ms or more to get
+            // there) would count as calls of the outage although the window was closed when they were made.
+            traffic.HoldWhen(() => lab.Availability.IsAvailable);
+
             // Recovery is measured from the moment the heal is complete (a restarted Redis answers, the rules are gone).
             await fault.Heal();
             healAt = traffic.Now;
@@ -137,6 +142,7 @@ internal static class Outage
         long? commands = options.CountCommands is null ? null : await options.CountCommands() - before;
 
         // Used again: traffic resumes against Redis, reads hit.
+        traffic.HoldWhen(null);
         traffic.Release();
         var firstHit = options.WritesOnly ? null : await traffic.WaitForAsync(s => s.Outcome == CallOutcome.Hit, closedAt, TimeSpan.FromSeconds(5));
         await traffic.StopAsync();
