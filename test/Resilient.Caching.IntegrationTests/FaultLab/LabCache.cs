@@ -154,6 +154,17 @@ internal sealed class LabCache : IDisposable, IAsyncDisposable
     }
 
     /// <summary>
+    /// Waits until nothing the outage left is pending. The probe applies what is pending before the window closes;
+    /// records made while it did (the reads that drive a recovery make some) are applied just after the close, off
+    /// every caller's path, so on a loaded machine the count reaches zero a moment after the window closed.
+    /// </summary>
+    public async Task NothingPendingAsync()
+    {
+        var applied = await Lab.EventuallyAsync(() => Availability.PendingInvalidations == 0, Lab.CallBound + Lab.Slack);
+        Assert.True(applied, $"{Availability.PendingInvalidations} invalidations still pending after the recovery.\n{DescribeLogs()}");
+    }
+
+    /// <summary>
     /// Writes a fresh key and reads it back until the value comes back from Redis, for at most
     /// <paramref name="within"/> (by default <see cref="Lab.RecoveryBound"/>; zero: the first try must hit); returns
     /// how long it took. A fresh key each try, because a key read during the outage is deleted at recovery.
