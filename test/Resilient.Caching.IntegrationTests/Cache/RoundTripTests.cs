@@ -10,7 +10,11 @@ using Xunit;
 
 namespace Resilient.Caching.IntegrationTests.Cache;
 
-/// <summary>With Redis healthy the decorator is the stock provider: same data, same expirations, same keys.</summary>
+/// <summary>
+/// With Redis healthy the decorator is the stock provider: same data, same expirations, same keys. Each test waits for
+/// the connection before its first call: a call on a cold cache that waits too long for its connection takes its
+/// fallback by design (a synchronous one after a few ms), and a loaded machine can take that long to connect.
+/// </summary>
 public sealed class RoundTripTests : IAsyncLifetime
 {
     private RedisServer _redis = null!;
@@ -25,6 +29,7 @@ public sealed class RoundTripTests : IAsyncLifetime
     public async Task EveryOperation_RoundTrips_SyncAndAsync()
     {
         using var host = new LabCache(_redis.ConnectionString);
+        await host.WaitForConnectionAsync();
         var cache = host.Cache;
         var options = new DistributedCacheEntryOptions { SlidingExpiration = TimeSpan.FromMinutes(1) };
 
@@ -56,6 +61,7 @@ public sealed class RoundTripTests : IAsyncLifetime
     public async Task DataIsInterchangeableWithTheStockProvider_IncludingInstanceName()
     {
         using var host = new LabCache(_redis.ConnectionString, o => o.InstanceName = "app:");
+        await host.WaitForConnectionAsync();
         using var stock = new RedisCache(Options.Create(new RedisCacheOptions { Configuration = _redis.ConnectionString, InstanceName = "app:" }));
 
         await host.Cache.SetStringAsync("ours", "written by ours", Ct);
@@ -70,6 +76,7 @@ public sealed class RoundTripTests : IAsyncLifetime
     public async Task AbsoluteAndSlidingExpiration_BehaveAsTheStockProvider()
     {
         using var host = new LabCache(_redis.ConnectionString);
+        await host.WaitForConnectionAsync();
         using var stock = new RedisCache(Options.Create(new RedisCacheOptions { Configuration = _redis.ConnectionString }));
         var absolute = new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = TimeSpan.FromSeconds(100) };
         var sliding = new DistributedCacheEntryOptions { SlidingExpiration = TimeSpan.FromSeconds(50) };

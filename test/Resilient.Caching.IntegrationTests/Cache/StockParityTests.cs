@@ -44,6 +44,10 @@ public sealed class StockParityTests : IAsyncLifetime
             },
             services: s => s.AddSingleton<TimeProvider>(_appClock));
         _ours = (IBufferDistributedCache)_lab.Provider.GetRequiredService<IDistributedCache>();
+
+        // Connected before the first call, whatever the timeouts: a synchronous call, or one that writes the caller's
+        // buffers, that waited more than a few ms for a cold connection takes its fallback by design.
+        await _lab.WaitForConnectionAsync();
     }
 
     public async ValueTask DisposeAsync()

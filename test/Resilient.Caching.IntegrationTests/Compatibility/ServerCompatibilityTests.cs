@@ -47,7 +47,7 @@ public abstract class ServerCompatibilityTests : IAsyncLifetime
     [Fact]
     public async Task EveryOperation_RoundTrips_SyncAsyncAndBuffers()
     {
-        await using var services = Services();
+        await using var services = await ServicesAsync();
         var cache = (ResilientDistributedCache)services.GetRequiredService<IDistributedCache>();
         var options = new DistributedCacheEntryOptions { SlidingExpiration = TimeSpan.FromMinutes(1) };
 
@@ -77,7 +77,7 @@ public abstract class ServerCompatibilityTests : IAsyncLifetime
     [Fact]
     public async Task AbsoluteAndSlidingExpirations_AreSetRefreshedAndHonoured()
     {
-        await using var services = Services();
+        await using var services = await ServicesAsync();
         var cache = services.GetRequiredService<IDistributedCache>();
 
         await cache.SetAsync("abs", [1], new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = TimeSpan.FromSeconds(100) }, Ct);
@@ -99,7 +99,7 @@ public abstract class ServerCompatibilityTests : IAsyncLifetime
     [Fact]
     public async Task OutputCacheStore_SetsGetsAndEvictsByTag()
     {
-        await using var services = Services(s => s.AddResilientStackExchangeRedisOutputCache());
+        await using var services = await ServicesAsync(s => s.AddResilientStackExchangeRedisOutputCache());
         var store = services.GetRequiredService<IOutputCacheStore>();
 
         await store.SetAsync("/products", "page"u8.ToArray(), ["products"], TimeSpan.FromMinutes(10), Ct);
@@ -115,7 +115,7 @@ public abstract class ServerCompatibilityTests : IAsyncLifetime
     [Fact]
     public async Task HybridCache_UsesTheServerAsItsDistributedLevel()
     {
-        await using var services = Services(s => s.AddHybridCache());
+        await using var services = await ServicesAsync(s => s.AddHybridCache());
         var hybrid = services.GetRequiredService<HybridCache>();
         var options = new HybridCacheEntryOptions { Expiration = TimeSpan.FromMinutes(5), Flags = HybridCacheEntryFlags.DisableLocalCache };
         var runs = 0;
@@ -133,7 +133,12 @@ public abstract class ServerCompatibilityTests : IAsyncLifetime
         Assert.Equal(2, runs);
     }
 
-    private ServiceProvider Services(Action<IServiceCollection>? more = null)
+    /// <summary>
+    /// The application's container, its cache connected: a call on a cold cache that waits too long for its connection
+    /// takes its fallback by design (a synchronous one, or one that reads into the caller's buffer as HybridCache does,
+    /// after a few ms), and a loaded machine can take that long to connect. These tests are about the server's answers.
+    /// </summary>
+    private async Task<ServiceProvider> ServicesAsync(Action<IServiceCollection>? more = null)
     {
         var services = new ServiceCollection();
         services.AddLogging(b => b.SetMinimumLevel(LogLevel.Warning));
@@ -144,7 +149,14 @@ public abstract class ServerCompatibilityTests : IAsyncLifetime
             o.InstanceName = "compat:";
         });
         more?.Invoke(services);
-        return services.BuildServiceProvider();
+        var provider = services.BuildServiceProvider();
+        if (!await provider.GetRequiredService<ResilientRedisCacheServices>().Connection.WaitReadyAsync(TimeSpan.FromSeconds(10), Ct))
+        {
+            await provider.DisposeAsync();
+            Assert.Fail("no connection to the server within 10 s");
+        }
+
+        return provider;
     }
 
     private async Task<long> Ttl(string key)

@@ -26,7 +26,7 @@ public sealed class BlackholeTests
         // The proxy's blackhole is permanent for the connections it froze, as when a firewall forgot them.
         var report = await Outage.RunAsync(lab, async,
             new Fault("proxy-blackhole", () => { proxy.SetMode(FaultMode.Blackhole); return Task.CompletedTask; }, () => { proxy.SetMode(FaultMode.PassThrough); return Task.CompletedTask; }),
-            new OutageOptions { CountCommands = () => CacheCommands.CountAsync(server) });
+            new OutageOptions { CountCommands = () => CacheCommands.ReadsAndWritesAsync(server) });
 
         report.AssertSurvived(RecoveryBound);
         Assert.True(report.FirstHitAfterHeal - report.HealAt <= RecoveryBound, $"first hit too late: {report}");
@@ -78,7 +78,7 @@ public sealed class BlackholeTests
         // The kernel drops every packet, also the SYN of a new connection: connects hang too.
         var report = await Outage.RunAsync(lab, async,
             new Fault("netns-drop", redis.DropTrafficAsync, redis.RestoreTrafficAsync),
-            new OutageOptions { CountCommands = () => CacheCommands.CountAsync(redis.Redis) });
+            new OutageOptions { CountCommands = () => CacheCommands.ReadsAndWritesAsync(redis.Redis) });
 
         report.AssertSurvived(RecoveryBound);
         Assert.True(report.FirstHitAfterHeal - report.HealAt <= RecoveryBound, $"first hit too late: {report}");

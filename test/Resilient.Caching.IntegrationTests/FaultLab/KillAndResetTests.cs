@@ -15,7 +15,7 @@ public sealed class KillAndResetTests
         using var lab = new LabCache(server.ConnectionString);
 
         var report = await Outage.RunAsync(lab, async, new Fault("kill", () => { server.Kill(); return Task.CompletedTask; }, () => server.RestartAsync(Lab.Ct)),
-            new OutageOptions { CountCommands = () => CacheCommands.CountAsync(server), CountersRestartOnHeal = true });
+            new OutageOptions { CountCommands = () => CacheCommands.ReadsAndWritesAsync(server), CountersRestartOnHeal = true });
 
         report.AssertSurvived();
     }
@@ -31,7 +31,7 @@ public sealed class KillAndResetTests
 
         var report = await Outage.RunAsync(lab, async,
             new Fault("reset-mode", () => { proxy.SetMode(FaultMode.Reset); return Task.CompletedTask; }, () => { proxy.SetMode(FaultMode.PassThrough); return Task.CompletedTask; }),
-            new OutageOptions { CountCommands = () => CacheCommands.CountAsync(server) });
+            new OutageOptions { CountCommands = () => CacheCommands.ReadsAndWritesAsync(server) });
 
         report.AssertSurvived();
     }

@@ -22,7 +22,7 @@ public sealed class PauseTests
             // Commands sent while frozen wait in the kernel and run on SIGCONT, so the count after it includes them.
             var report = await Outage.RunAsync(lab, async,
                 new Fault("sigstop", () => { server.Pause(); return Task.CompletedTask; }, () => { server.Resume(); return Task.CompletedTask; }),
-                new OutageOptions { CountCommands = () => CacheCommands.CountAsync(server) });
+                new OutageOptions { CountCommands = () => CacheCommands.ReadsAndWritesAsync(server) });
 
             report.AssertSurvived();
         }
@@ -62,7 +62,7 @@ public sealed class PauseTests
                         await Task.Delay(left, Lab.Ct); // The pause expires on its own.
                     }
                 }),
-            new OutageOptions { FaultFor = TimeSpan.Zero, CountCommands = () => CacheCommands.CountAsync(server) });
+            new OutageOptions { FaultFor = TimeSpan.Zero, CountCommands = () => CacheCommands.ReadsAndWritesAsync(server) });
 
         report.AssertSurvived();
     }

@@ -33,7 +33,7 @@ public sealed class ServerReplyTests
                     Assert.StartsWith("-OOM", await server.ExecuteAsync("SET", "lab:oom-check", "v"), StringComparison.Ordinal);
                 },
                 async () => Assert.StartsWith("+OK", await server.ExecuteAsync("CONFIG", "SET", "maxmemory", "0"), StringComparison.Ordinal)),
-            new OutageOptions { WritesOnly = true, CountCommands = () => CacheCommands.CountAsync(server) });
+            new OutageOptions { WritesOnly = true, CountCommands = () => CacheCommands.ReadsAndWritesAsync(server) });
 
         report.AssertSurvived();
         Assert.Contains("OOM", report.Logs, StringComparison.Ordinal);
@@ -65,7 +65,7 @@ public sealed class ServerReplyTests
                         Assert.StartsWith("-", await blocker!.ReadReplyAsync(TimeSpan.FromSeconds(5), Lab.Ct), StringComparison.Ordinal);
                     }),
                 // The blocking EVAL is the fixture's, not the cache's: it is counted once it has been killed.
-                new OutageOptions { CountCommands = async () => await CacheCommands.CountAsync(server) - (blocker is null ? 0 : 1) });
+                new OutageOptions { CountCommands = async () => await CacheCommands.ReadsAndWritesAsync(server) - (blocker is null ? 0 : 1) });
 
             report.AssertSurvived();
             Assert.Contains("BUSY", report.Logs, StringComparison.Ordinal);
@@ -98,7 +98,7 @@ public sealed class ServerReplyTests
                     Assert.StartsWith("-READONLY", await server.ExecuteAsync("SET", "lab:readonly-check", "v"), StringComparison.Ordinal);
                 },
                 async () => Assert.StartsWith("+OK", await server.ExecuteAsync("REPLICAOF", "NO", "ONE"), StringComparison.Ordinal)),
-            new OutageOptions { WritesOnly = true, CountCommands = () => CacheCommands.CountAsync(server) });
+            new OutageOptions { WritesOnly = true, CountCommands = () => CacheCommands.ReadsAndWritesAsync(server) });
 
         report.AssertSurvived();
         Assert.Contains("READONLY", report.Logs, StringComparison.Ordinal);
@@ -155,20 +155,27 @@ public sealed class ServerReplyTests
             $"{server.Host}:{server.Port}{(clientPassword is null ? string.Empty : ",password=" + clientPassword)}",
             o => o.ConnectTimeout = TimeSpan.FromMilliseconds(250));
 
-        // Misconfigured from the start: traffic runs for two windows and a half.
+        // Misconfigured from the start: traffic runs for two windows and a half, and on until the rejection has been
+        // logged at Error. A probe learns the reason only when a rejected handshake ends within its wait; a loaded
+        // machine can take longer than that over a fresh connect, and the window is then logged as an outage (a
+        // Warning) until a probe does. For ten windows at most.
+        var clock = Stopwatch.StartNew();
         await using (var traffic = Traffic.Start(lab.Cache, async))
         {
-            await Task.Delay((Lab.Window * 2.5) + Lab.OperationTimeout, Lab.Ct);
+            await Task.Delay((Lab.Window * 2.5) + Lab.OperationTimeout, Lab.Ct); // Part of the scenario, not a synchronisation.
+            await Lab.EventuallyAsync(() => lab.LogCount(Log.IdAuthenticationFailed, LogLevel.Error) >= 1, Lab.Window * 7.5);
             await traffic.StopAsync();
+            var elapsed = clock.Elapsed;
             var calls = traffic.Samples;
             var windows = lab.LogCount(Log.IdAuthenticationFailed, LogLevel.Error);
-            Lab.Report($"{credentials} ({(async ? "async" : "sync")}): {calls.Count} calls, max {calls.Max(s => s.Elapsed).TotalMilliseconds:0} ms, " +
+            var windowsElapsed = (int)Math.Ceiling(elapsed / Lab.Window);
+            Lab.Report($"{credentials} ({(async ? "async" : "sync")}): {calls.Count} calls in {elapsed.TotalSeconds:0.0} s, max {calls.Max(s => s.Elapsed).TotalMilliseconds:0} ms, " +
                 $"{calls.Count(s => s.Elapsed > Lab.SlowCall)} slow, {windows} Error lines\n{lab.DescribeLogs()}");
 
             Assert.DoesNotContain(calls, s => s.Outcome == CallOutcome.Error);
             Assert.True(calls.Max(s => s.Elapsed) <= Lab.CallBound);
-            Assert.True(windows >= 1, "the rejected credentials were not logged at Error");
-            Assert.True(windows <= 4, "more than one Error line per window");
+            Assert.True(windows >= 1, $"the rejected credentials were not logged at Error within {elapsed.TotalSeconds:0.0} s\n{lab.DescribeLogs()}");
+            Assert.True(windows <= windowsElapsed + 1, $"more than one Error line per window ({windows} in {elapsed.TotalSeconds:0.0} s)\n{lab.DescribeLogs()}");
             Assert.True(calls.Count(s => s.Elapsed > Lab.SlowCall) <= windows + 2, "more calls waited than one per window");
             Assert.Contains("NOAUTH", lab.DescribeLogs(), StringComparison.Ordinal);
             Assert.Equal(0, await CacheCommands.CountAsync(server));
@@ -204,7 +211,7 @@ public sealed class ServerReplyTests
                     Assert.True(await Lab.EventuallyAsync(async () => (await PingAsync(server)).StartsWith("-LOADING", StringComparison.Ordinal), TimeSpan.FromSeconds(5)), "Redis never reported LOADING");
                 },
                 async () => Assert.StartsWith("+OK", await reloader.ReadReplyAsync(TimeSpan.FromSeconds(30), Lab.Ct), StringComparison.Ordinal)),
-            new OutageOptions { FaultFor = TimeSpan.Zero, CountCommands = () => CacheCommands.CountAsync(server) });
+            new OutageOptions { FaultFor = TimeSpan.Zero, CountCommands = () => CacheCommands.ReadsAndWritesAsync(server) });
 
         report.AssertSurvived();
         Assert.Contains("LOADING", report.Logs, StringComparison.Ordinal);

@@ -44,6 +44,7 @@ internal sealed class Traffic : IAsyncDisposable
     private readonly Task[] _workers;
     private int _inCall;
     private int _held;
+    private Func<bool>? _holdWhen;
 
     // A cancellable token, as an application passes (the request's): the caller-token path of the cache is the one used.
     private readonly CancellationToken _callerToken = Lab.Ct;
@@ -81,6 +82,13 @@ internal sealed class Traffic : IAsyncDisposable
     public void Hold() => Interlocked.Exchange(ref _held, 1);
 
     public void Release() => Interlocked.Exchange(ref _held, 0);
+
+    /// <summary>
+    /// Callers hold themselves (as <see cref="Hold"/>) once <paramref name="condition"/> is true: each caller asks it
+    /// right before each call, so the hold follows the state it watches within one call per caller, however late a
+    /// notification of that state would arrive on a loaded machine. Null stops asking.
+    /// </summary>
+    public void HoldWhen(Func<bool>? condition) => Volatile.Write(ref _holdWhen, condition);
 
     /// <summary>Holds the callers and waits until none is inside a call.</summary>
     public async Task HoldAndDrainAsync(TimeSpan timeout)
@@ -210,6 +218,11 @@ internal sealed class Traffic : IAsyncDisposable
     private bool TryEnter()
     {
         Interlocked.Increment(ref _inCall);
+        if (Volatile.Read(ref _holdWhen) is { } holdWhen && holdWhen())
+        {
+            Hold();
+        }
+
         if (Volatile.Read(ref _held) == 1)
         {
             Interlocked.Decrement(ref _inCall);

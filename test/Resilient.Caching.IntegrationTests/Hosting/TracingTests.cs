@@ -40,10 +40,12 @@ public sealed class TracingTests
             .ConfigureRedisInstrumentation((services, instrumentation) => services.GetRequiredService<ResilientRedisConnections>()
                 .Subscribe((_, connection) =>
                 {
-                    // As the README shows, plus a count of the multiplexers the instrumentation holds.
+                    // As the README shows, plus a count of the multiplexers the instrumentation holds. Counted as
+                    // reported once the instrumentation has it: the test sends its request's commands as soon as it
+                    // sees the count, and commands sent before AddConnection returns are not traced.
+                    var added = instrumentation.AddConnection(connection);
                     Interlocked.Increment(ref live);
                     Interlocked.Increment(ref reported);
-                    var added = instrumentation.AddConnection(connection);
                     return new Released(() =>
                     {
                         Interlocked.Decrement(ref live);
@@ -110,13 +112,28 @@ public sealed class TracingTests
         return request.Context;
     }
 
-    private static Task<TimeSpan> WaitForCommandUnder(List<Activity> exported, ActivityContext request) => Lab.UntilAsync("a Redis command traced under the request", TimeSpan.FromSeconds(20), () =>
+    private static async Task WaitForCommandUnder(List<Activity> exported, ActivityContext request)
     {
-        lock (exported)
+        var traced = await Lab.EventuallyAsync(
+            () =>
+            {
+                lock (exported)
+                {
+                    return exported.Any(a => a.Source.Name == RedisInstrumentation && a.ParentSpanId == request.SpanId && a.TraceId == request.TraceId);
+                }
+            },
+            TimeSpan.FromSeconds(20));
+        if (!traced)
         {
-            return Task.FromResult(exported.Any(a => a.Source.Name == RedisInstrumentation && a.ParentSpanId == request.SpanId && a.TraceId == request.TraceId));
+            string commands;
+            lock (exported)
+            {
+                commands = string.Join("\n", exported.Where(a => a.Source.Name == RedisInstrumentation).Select(a => $"  {a.DisplayName} at {a.StartTimeUtc:HH:mm:ss.fff}, parent {a.ParentSpanId}"));
+            }
+
+            Assert.Fail($"no Redis command traced under the request (span {request.SpanId}) within 20 s; Redis commands traced:\n{commands}");
         }
-    });
+    }
 
     private sealed class Released(Action release) : IDisposable
     {

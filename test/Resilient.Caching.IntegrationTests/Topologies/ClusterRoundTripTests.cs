@@ -26,6 +26,7 @@ public sealed class ClusterRoundTripTests(ClusterFixture fixture) : IClassFixtur
         }
 
         using var cache = new TopologyCache(provider, cluster.ConnectionString, InstanceName);
+        await cache.ConnectedAsync();
 
         await RoundTrip.RunAsync(cache.Cache, placements, InstanceName);
 

@@ -21,6 +21,7 @@ public sealed class SentinelRoundTripTests(SentinelFixture fixture) : IClassFixt
         var sentinel = fixture.Sentinel;
         var primary = await sentinel.GetPrimaryAsync();
         using var cache = new TopologyCache(provider, sentinel.ConnectionString, InstanceName);
+        await cache.ConnectedAsync();
 
         await RoundTrip.RunAsync(cache.Cache, [(primary, $"{provider}-a"), (primary, $"{provider}-b"), (primary, $"{provider}-c"), (primary, $"{provider}-d")], InstanceName);
 

@@ -53,6 +53,13 @@ internal sealed class TopologyCache : IDisposable
     /// <summary>Ours, with its logs and window; null for the stock provider.</summary>
     public LabCache? Ours { get; }
 
+    /// <summary>
+    /// Ours connected (the stock provider connects on its first call and waits for it): a synchronous call on a cold
+    /// cache that waited more than a few ms for its connection takes its fallback by design, and a loaded machine
+    /// takes longer than that to connect to a Sentinel or cluster deployment.
+    /// </summary>
+    public Task ConnectedAsync() => Ours?.WaitForConnectionAsync() ?? Task.CompletedTask;
+
     public void Dispose()
     {
         Ours?.Dispose();
