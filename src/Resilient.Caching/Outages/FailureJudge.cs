@@ -32,12 +32,17 @@ internal sealed class FailureJudge
 
     /// <param name="shards">Which window a key belongs to.</param>
     /// <param name="connection">Whether the connection a call used is still the current one.</param>
-    /// <param name="isThreadPoolStarved">Whether the application's thread pool is starved now; the runtime's view when null.</param>
+    /// <param name="isThreadPoolStarved">Whether the application's thread pool is starved now; measured (<see cref="ThreadPoolLatency"/>) when null.</param>
     public FailureJudge(ShardMap shards, IRedisConnection connection, Func<bool>? isThreadPoolStarved = null)
     {
         _shards = shards;
         _connection = connection;
-        _isThreadPoolStarved = isThreadPoolStarved ?? IsRuntimeThreadPoolStarved;
+        if (isThreadPoolStarved is null)
+        {
+            ThreadPoolLatency.EnsureStarted();
+        }
+
+        _isThreadPoolStarved = isThreadPoolStarved ?? ThreadPoolLatency.IsStarved;
     }
 
     /// <summary>Judges what a call threw.</summary>
@@ -79,27 +84,16 @@ internal sealed class FailureJudge
     };
 
     /// <summary>
-    /// A timeout the application's stall explains: its thread pool is starved now, or the client's own report says
-    /// bytes were received and not yet read (<c>in: N</c> or <c>in-pipe: N</c> with N &gt; 0) — Redis answered.
+    /// A timeout the application's stall explains: work waits in its thread pool's queue now (<see cref="ThreadPoolLatency"/>),
+    /// or the client's own report says bytes were received and not yet read (<c>in: N</c> or <c>in-pipe: N</c> with
+    /// N &gt; 0) — Redis answered.
     /// </summary>
     public bool IsStarvation(Exception exception) =>
         exception is TimeoutException and not RedisConnectPendingException
-        && (RepliesUnread(exception.Message) || ReportsStarvedPool(exception.Message) || _isThreadPoolStarved());
+        && (RepliesUnread(exception.Message) || _isThreadPoolStarved());
 
     /// <summary>Whether StackExchange.Redis's timeout report shows bytes received but not yet read.</summary>
     internal static bool RepliesUnread(string message) => CountAfter(message, "in: ") > 0 || CountAfter(message, "in-pipe: ") > 0;
-
-    /// <summary>
-    /// Whether StackExchange.Redis's timeout report shows the pool as it was when the command timed out: work queued
-    /// (<c>QueuedItems=N</c>) while at least the minimum of worker threads were busy (<c>WORKER: (Busy=B,…,Min=M</c>) —
-    /// new work waits for the pool to grow, a reply's continuation included.
-    /// </summary>
-    internal static bool ReportsStarvedPool(string message) =>
-        CountAfter(message, "QueuedItems=") > 0
-        && CountAfter(message, "WORKER: (Busy=") is var busy and > 0
-        && message.IndexOf("WORKER: (", StringComparison.Ordinal) is var worker and >= 0
-        && CountAfter(message[worker..], "Min=") is var min and > 0
-        && busy >= min;
 
     private static long CountAfter(string message, string label)
     {
@@ -137,20 +131,4 @@ internal sealed class FailureJudge
 
     /// <summary>Only a single server's connection is reset: with replicas or a cluster the client reconnects each server by itself.</summary>
     public bool CanReset(Shard shard) => shard.IsDeployment && !_shards.IsReplicated;
-
-    /// <summary>Whether the thread pool is starved now: work is queued while every pool thread is busy.</summary>
-    private static bool IsRuntimeThreadPoolStarved()
-    {
-        if (ThreadPool.PendingWorkItemCount == 0)
-        {
-            return false;
-        }
-
-        // Work waits, and the pool is at least at its minimum of busy threads: it grows slowly from here on.
-        ThreadPool.GetMaxThreads(out var maxWorkers, out _);
-        ThreadPool.GetAvailableThreads(out var availableWorkers, out _);
-        ThreadPool.GetMinThreads(out var minWorkers, out _);
-        var busy = maxWorkers - availableWorkers;
-        return busy >= ThreadPool.ThreadCount || busy >= minWorkers;
-    }
 }
