@@ -46,7 +46,7 @@ internal sealed class CacheCore : IDisposable
         Availability = new CacheAvailability(name, Shards, Pending);
         Metrics = new ResilientCacheMetrics(meterFactory, Shards, Pending, name);
         var notifications = new OutageNotifications(Availability, Metrics, logger, options.LogIgnoredExceptions);
-        var judge = new FailureJudge(Shards, connection, isThreadPoolStarved);
+        var judge = new FailureJudge(Shards, connection, isThreadPoolStarved, options.OperationTimeout);
         Outages = new OutageLifecycle(Shards, connection, judge, Pending, notifications, Metrics, options.OperationTimeout, evictTag);
         var ledger = new OutageLedger(Pending, options.InvalidateKeysReadDuringOutage, ResilientRedisCacheOptions.SplitPrefixes(options.InvalidateKeyPrefixesReadDuringOutage),
             keys, connection, Metrics, logger);

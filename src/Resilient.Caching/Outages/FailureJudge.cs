@@ -33,8 +33,10 @@ internal sealed class FailureJudge
     /// <param name="shards">Which window a key belongs to.</param>
     /// <param name="connection">Whether the connection a call used is still the current one.</param>
     /// <param name="isThreadPoolStarved">Whether the application's thread pool is starved now; measured (<see cref="ThreadPoolLatency"/>) when null.</param>
-    public FailureJudge(ShardMap shards, IRedisConnection connection, Func<bool>? isThreadPoolStarved = null)
+    /// <param name="operationTimeout">The operation timeout: a queue wait of half of it explains a timeout.</param>
+    public FailureJudge(ShardMap shards, IRedisConnection connection, Func<bool>? isThreadPoolStarved = null, TimeSpan? operationTimeout = null)
     {
+        var stall = (operationTimeout ?? TimeSpan.FromSeconds(5)) / 2;
         _shards = shards;
         _connection = connection;
         if (isThreadPoolStarved is null)
@@ -42,7 +44,7 @@ internal sealed class FailureJudge
             ThreadPoolLatency.EnsureStarted();
         }
 
-        _isThreadPoolStarved = isThreadPoolStarved ?? ThreadPoolLatency.IsStarved;
+        _isThreadPoolStarved = isThreadPoolStarved ?? (() => ThreadPoolLatency.IsStarved(stall));
     }
 
     /// <summary>Judges what a call threw.</summary>
@@ -84,7 +86,8 @@ internal sealed class FailureJudge
     };
 
     /// <summary>
-    /// A timeout the application's stall explains: work waits in its thread pool's queue now (<see cref="ThreadPoolLatency"/>),
+    /// A timeout the application's stall explains: work waits (or waited within two seconds) in its thread pool's queue
+    /// for half the operation timeout or more (<see cref="ThreadPoolLatency"/>),
     /// or the client's own report says bytes were received and not yet read (<c>in: N</c> or <c>in-pipe: N</c> with
     /// N &gt; 0) — Redis answered.
     /// </summary>

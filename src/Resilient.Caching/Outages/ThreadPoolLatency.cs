@@ -12,14 +12,12 @@ internal static class ThreadPoolLatency
 {
     private static readonly long s_period = Stopwatch.Frequency / 10;
 
-    // Work that waits this long in the queue is a stall, not a busy moment.
-    private static readonly long s_stall = Stopwatch.Frequency / 4;
-
     // How long a stall is remembered: a timeout judged just after the pool caught up still met the stall.
     private static readonly long s_memory = Stopwatch.Frequency * 2;
 
     private static long s_lastTick;
-    private static long s_lastStall;
+    private static long s_worstLateness;
+    private static long s_worstAt;
     private static Timer? s_timer;
 
     /// <summary>Starts the measurement (once per process).</summary>
@@ -42,26 +40,31 @@ internal static class ThreadPoolLatency
         }
     }
 
-    /// <summary>Whether work waits in the queue now (the next tick is overdue), or did within the last two seconds.</summary>
-    public static bool IsStarved()
+    /// <summary>
+    /// Whether work waits in the queue now (the next tick is overdue), or waited within the last two seconds, for longer
+    /// than <paramref name="stall"/> — long enough to explain a timeout (a busy process's queue waits far less).
+    /// </summary>
+    public static bool IsStarved(TimeSpan stall)
     {
         if (Volatile.Read(ref s_timer) is null)
         {
             return false;
         }
 
+        var limit = (long)(stall.TotalSeconds * Stopwatch.Frequency);
         var now = Stopwatch.GetTimestamp();
-        var lastStall = Volatile.Read(ref s_lastStall);
-        return now - Volatile.Read(ref s_lastTick) - s_period > s_stall || (lastStall != 0 && now - lastStall < s_memory);
+        return now - Volatile.Read(ref s_lastTick) - s_period > limit
+            || (now - Volatile.Read(ref s_worstAt) < s_memory && Volatile.Read(ref s_worstLateness) > limit);
     }
 
     private static void Tick()
     {
         var now = Stopwatch.GetTimestamp();
-        var previous = Interlocked.Exchange(ref s_lastTick, now);
-        if (now - previous - s_period > s_stall)
+        var lateness = now - Interlocked.Exchange(ref s_lastTick, now) - s_period;
+        if (lateness >= Volatile.Read(ref s_worstLateness) || now - Volatile.Read(ref s_worstAt) >= s_memory)
         {
-            Volatile.Write(ref s_lastStall, now);
+            Volatile.Write(ref s_worstLateness, Math.Max(0, lateness));
+            Volatile.Write(ref s_worstAt, now);
         }
     }
 }
