@@ -44,6 +44,7 @@ internal sealed record OutageReport(
     long? CacheCommandsDuringOutage,
     int FailedProbes,
     int WindowWarnings,
+    int ReopenedByCalls,
     string Logs,
     string Timeline)
 {
@@ -64,6 +65,7 @@ internal sealed record OutageReport(
         $"{Name} ({(Async ? "async" : "sync")}): {OutageCalls.Count} calls from fault to recovery, {Errors} errors, max {MaxCall.TotalMilliseconds:0} ms, " +
         $"{SlowCalls} waited > {Lab.SlowCall.TotalMilliseconds:0} ms, {Skipped} skipped Redis, cache reads and writes at Redis {CacheCommandsDuringOutage?.ToString() ?? "n/a"} " +
         $"(failed probes {FailedProbes}), window opened after {(OpenedAt - FaultAt).TotalMilliseconds:0} ms, " +
+        (ReopenedByCalls > 0 ? $"opened again by {ReopenedByCalls} call(s) that failed after the recovery, " : string.Empty) +
         $"recovery {Recovery.TotalMilliseconds:0} ms after heal (first hit {(FirstHitAfterHeal is { } hit ? $"{(hit - HealAt).TotalMilliseconds:0} ms" : "n/a")})";
 
     public override string ToString() => $"{Summary}\n--- log ---\n{Logs}\n--- calls ---\n{Timeline}";
@@ -163,6 +165,7 @@ internal static class Outage
             commands,
             lab.LogCount(Log.IdProbeFailed, since: mark) + Math.Max(0, lab.LogCount(Log.IdAuthenticationFailed, since: mark) - 1),
             lab.LogCount(Log.IdWindowOpened, LogLevel.Warning, mark) + lab.LogCount(Log.IdProbeFailed, LogLevel.Warning, mark),
+            ReopenedByCalls(lab, mark),
             lab.DescribeLogs(),
             Condense(outageCalls));
     }
@@ -183,8 +186,21 @@ internal static class Outage
         }
 
         Assert.True(report.Skipped > 0, $"no call skipped Redis: {report}");
-        Assert.True(report.WindowWarnings <= 1 + report.FailedProbes, $"more than one Warning per window: {report}");
+        Assert.True(report.WindowWarnings <= 1 + report.FailedProbes + report.ReopenedByCalls, $"more than one Warning per window: {report}");
         Assert.True(report.Recovery <= recovery, $"recovery took {report.Recovery.TotalMilliseconds:0} ms after the heal (bound {recovery.TotalMilliseconds:0} ms): {report}");
+    }
+
+    /// <summary>
+    /// Windows opened after the recovery by a call that failed (its own Warning): on a loaded machine a call made once
+    /// Redis is used again can time out, and that opens a window of its own, rightly. A window opened after the
+    /// recovery by a probe (the operation is then the probe's PING) is not one of these: nothing probes a closed window.
+    /// </summary>
+    private static int ReopenedByCalls(LabCache lab, int mark)
+    {
+        var records = lab.Logs.GetSnapshot().Skip(mark).ToList();
+        var closed = records.FindIndex(r => r.Id.Id == Log.IdWindowClosed);
+        return closed < 0 ? 0 : records.Skip(closed + 1).Count(r =>
+            r.Id.Id == Log.IdWindowOpened && r.Level == LogLevel.Warning && r.GetStructuredStateValue("Operation") is { } operation && operation != CacheOperation.Ping.Name());
     }
 
     /// <summary>The calls, with runs of short-circuited ones folded into one line.</summary>
