@@ -29,6 +29,13 @@ trap 'rm -f "$summary"' EXIT
 status=0
 dotnet test --solution Resilient.Caching.sln --no-build -c Release "$@" | tee "$summary" || status=$?
 
+# Every failure again at the end, briefly, so that the last lines of a long log name them all.
+if grep -q '^failed ' "$summary"; then
+  echo
+  echo "Failed tests:"
+  awk '/^failed /{n=6; print; next} n>0 && /^  /{n--; print substr($0, 1, 400); next} {n=0}' "$summary"
+fi
+
 # The runner's own summary is "succeeded: N"; say it plainly too.
 count() { sed -n "s/^ *$1: *\([0-9][0-9]*\).*/\1/p" "$summary" | tail -n 1; }
 echo "$(count succeeded) passed, $(count failed) failed, $(count skipped) skipped"

@@ -50,13 +50,13 @@ public sealed class OutageTests
             Assert.True(call.Elapsed < ShortCircuitBound, $"call {i} inside the window took {call.Elapsed}");
         }
 
-        Assert.Single(host.Logs.GetSnapshot(), r => r.Id.Id == Log.IdWindowOpened && r.Level == LogLevel.Warning);
+        await host.AssertLoggedAsync(r => r.Id.Id == Log.IdWindowOpened && r.Level == LogLevel.Warning);
 
         await redis.RestartAsync(Ct);
         var recovered = await host.UsedAgainAsync(async, within: RecoverBound);
         Assert.True(recovered < host.Availability.Window + OperationBound + OperationBound, $"recovered after {recovered}");
         Assert.True(host.Availability.IsAvailable);
-        Assert.Single(host.Logs.GetSnapshot(), r => r.Id.Id == Log.IdWindowClosed);
+        await host.AssertLoggedAsync(r => r.Id.Id == Log.IdWindowClosed);
     }
 
     [Fact]

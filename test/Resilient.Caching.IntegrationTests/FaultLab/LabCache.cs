@@ -95,6 +95,19 @@ internal sealed class LabCache : IDisposable, IAsyncDisposable
         Logs.GetSnapshot().Skip(since).Count(r => r.Id.Id == eventId && (level is null || r.Level == level));
 
     /// <summary>
+    /// Waits (at most <see cref="Lab.Slack"/>) until <paramref name="count"/> records match, and asserts that no more
+    /// than that did. A transition is visible to callers (and to <see cref="CacheAvailability.IsOutage"/>)
+    /// a moment before its log record is written, outside the window's lock: a test that counts records right after it
+    /// saw the state change must give that moment.
+    /// </summary>
+    public async Task AssertLoggedAsync(Func<FakeLogRecord, bool> match, int count = 1)
+    {
+        var reached = await Lab.EventuallyAsync(() => Logs.GetSnapshot().Count(match) >= count, Lab.Slack);
+        Assert.True(reached, $"expected {count} matching log record(s), found {Logs.GetSnapshot().Count(match)}.\n{DescribeLogs()}");
+        Assert.Equal(count, Logs.GetSnapshot().Count(match));
+    }
+
+    /// <summary>
     /// The outage events logged so far, each counted at its own level (a started host logs events 1 and 2 of its own,
     /// at Debug), for a test's figures.
     /// </summary>

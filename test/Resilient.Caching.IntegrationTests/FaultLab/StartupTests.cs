@@ -89,7 +89,9 @@ public sealed class StartupTests
 
         Lab.Report($"{configuration}: 20 set+get pairs, max {calls.Max().TotalMilliseconds:0} ms, total {calls.Sum(c => c.TotalMilliseconds):0} ms");
         Assert.All(calls, c => Assert.True(c <= Lab.CallBound, $"a request took {c.TotalMilliseconds:0} ms"));
-        Assert.True(app.LogCount(Log.IdWindowOpened, LogLevel.Warning) + app.LogCount(Log.IdConnectFailed, LogLevel.Warning) >= 1);
+        Assert.True(
+            await Lab.EventuallyAsync(() => app.LogCount(Log.IdWindowOpened, LogLevel.Warning) + app.LogCount(Log.IdConnectFailed, LogLevel.Warning) >= 1, Lab.Slack),
+            app.DescribeLogs());
     }
 
     [Fact]
