@@ -157,6 +157,61 @@ public sealed class ResilientDistributedCacheTests
     }
 
     [Fact]
+    public async Task ProbeThatOutlivedItsPermit_FailingAfterAnotherProbeClosedTheWindow_OpensNoWindow()
+    {
+        using var h = new Harness();
+        h.OpenWindow();
+        h.Time.Advance(h.Availability.Window);
+        var late = new TaskCompletionSource();
+        h.Connection.Probe = () => late.Task;
+        Assert.Null(await h.Cache.GetAsync("k", Ct));
+        h.Time.Advance(Harness.OperationTimeout + Harness.OperationTimeout + TimeSpan.FromSeconds(1));
+        h.Connection.Probe = () => Task.CompletedTask;
+        Assert.Null(h.Cache.Get("k"));
+        await Harness.UntilAsync(() => h.Availability.IsAvailable);
+        var resets = h.Connection.Resets;
+
+        // The first probe reports only now (its continuation runs on this thread, before SetException returns).
+        late.SetException(new RedisTimeoutException(CommandFlags.None, "late", CommandStatus.Sent));
+
+        Assert.Equal(2, h.Connection.Probes);
+        Assert.True(h.Availability.IsAvailable, "a stale probe reopened the window");
+        Assert.Equal(1, h.Availability.Outages);
+        Assert.Equal(resets, h.Connection.Resets);
+        Assert.Equal(0, h.CountLogs(Log.IdProbeFailed));
+    }
+
+    [Fact]
+    public async Task ProbeThatOutlivedItsPermit_FailingWhileANewerProbeRuns_LeavesTheVerdictToTheNewerOne()
+    {
+        using var h = new Harness();
+        h.OpenWindow();
+        h.Time.Advance(h.Availability.Window);
+        var first = new TaskCompletionSource();
+        var second = new TaskCompletionSource();
+        h.Connection.Probe = () => first.Task;
+        Assert.Null(await h.Cache.GetAsync("k", Ct));
+        h.Time.Advance(Harness.OperationTimeout + Harness.OperationTimeout + TimeSpan.FromSeconds(1));
+        h.Connection.Probe = () => second.Task;
+        Assert.Null(h.Cache.Get("k"));
+        Assert.Equal(2, h.Connection.Probes);
+        var resets = h.Connection.Resets;
+
+        // The first probe fails late: no Warning, no reset of the connection the second one uses, no third probe
+        // beside it, and the second one's success closes the window.
+        first.SetException(new RedisTimeoutException(CommandFlags.None, "late", CommandStatus.Sent));
+        Assert.Equal(0, h.CountLogs(Log.IdProbeFailed));
+        Assert.Equal(resets, h.Connection.Resets);
+        Assert.Null(h.Cache.Get("k"));
+        Assert.Equal(2, h.Connection.Probes);
+
+        second.SetResult();
+        await Harness.UntilAsync(() => h.Availability.IsAvailable);
+        Assert.Equal(1, h.Availability.Outages);
+        Assert.Equal(1, h.CountLogs(Log.IdWindowClosed));
+    }
+
+    [Fact]
     public async Task ProbeThatNeverReports_LosesItsPermitWithTime()
     {
         using var h = new Harness();

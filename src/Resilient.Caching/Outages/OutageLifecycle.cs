@@ -172,6 +172,9 @@ internal sealed class OutageLifecycle
     {
         var generation = _connection.Generation;
         var controller = shard.Controller;
+
+        // Started right after its permit was granted, on the granting thread: this is that permit.
+        var permit = controller.Permit;
         ReplayResult? replay;
         try
         {
@@ -183,7 +186,7 @@ internal sealed class OutageLifecycle
         }
         catch (Exception exception)
         {
-            ProbeFailed(shard, exception, generation, early);
+            ProbeFailed(shard, exception, generation, early, permit);
             return;
         }
 
@@ -207,7 +210,7 @@ internal sealed class OutageLifecycle
     }
 
     /// <summary>A failed probe is a confirmation, whatever the error: the window opens (or reopens) in full.</summary>
-    private void ProbeFailed(Shard shard, Exception exception, int generation, bool early)
+    private void ProbeFailed(Shard shard, Exception exception, int generation, bool early, long permit)
     {
         if (_stopped)
         {
@@ -218,14 +221,14 @@ internal sealed class OutageLifecycle
         {
             // A probe judged on a starved pool says nothing about Redis: the window keeps its end, and the next
             // caller past it probes again.
-            shard.Controller.RecordFailure(exception, confirmed: true, fromProbe: true, early: true);
+            shard.Controller.RecordFailure(exception, confirmed: true, fromProbe: true, early: true, permit);
             return;
         }
 
         var current = generation == _connection.Generation;
         var kind = RedisErrorClassifier.Classify(exception, connectionWasReset: !current);
-        var transition = shard.Controller.RecordFailure(exception, confirmed: true, fromProbe: true, early);
-        if (transition == WindowController.Transition.AlreadyOpen)
+        var transition = shard.Controller.RecordFailure(exception, confirmed: true, fromProbe: true, early, permit);
+        if (transition is WindowController.Transition.AlreadyOpen or WindowController.Transition.Stale)
         {
             return;
         }

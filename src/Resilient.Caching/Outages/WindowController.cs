@@ -24,6 +24,7 @@ internal sealed class WindowController : IDisposable
     // 0 while closed, otherwise the timestamp from which a probe may start. The only field the hot path reads.
     private long _openUntil;
     private long _permitUntil;
+    private long _permit;
     private bool _confirmed;
     private long _outageStartedAt;
     private long _outages;
@@ -141,7 +142,20 @@ internal sealed class WindowController : IDisposable
             }
 
             _permitUntil = now + _permitLifetime;
+            _permit++;
             return Gate.StartProbe;
+        }
+    }
+
+    /// <summary>The number of the latest probe permit granted; a probe reads it as it starts, and reports its failure with it.</summary>
+    public long Permit
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _permit;
+            }
         }
     }
 
@@ -154,7 +168,8 @@ internal sealed class WindowController : IDisposable
     /// <param name="confirmed">An outage at once, not a suspicion a probe must confirm.</param>
     /// <param name="fromProbe">A probe failed (a confirmation, whatever the error).</param>
     /// <param name="early">The probe was an early one (<see cref="TryStartEarlyProbe"/>): its failure leaves the window as it was.</param>
-    public Transition RecordFailure(Exception exception, bool confirmed, bool fromProbe, bool early = false)
+    /// <param name="permit">The <see cref="Permit"/> the probe was started under: a failure reported after a newer permit was granted (this probe outlived its own) is stale.</param>
+    public Transition RecordFailure(Exception exception, bool confirmed, bool fromProbe, bool early = false, long? permit = null)
     {
         Volatile.Write(ref _lastError, exception);
         Volatile.Write(ref _lastErrorAtUtcTicks, _timeProvider.GetUtcNow().UtcTicks);
@@ -165,7 +180,14 @@ internal sealed class WindowController : IDisposable
         var stopped = false;
         lock (_lock)
         {
-            if (fromProbe && early && _openUntil != 0)
+            if (fromProbe && (_openUntil == 0 || (permit is { } number && number != _permit)))
+            {
+                // A probe that outlived its permit reports after another probe closed the window (Redis answered
+                // since; the next call that fails judges afresh) or while a newer probe holds the permit (whose
+                // verdict is the one that counts): its failure is stale.
+                transition = Transition.Stale;
+            }
+            else if (fromProbe && early)
             {
                 // The client saw the topology change, but the new primary is not writable yet: the window keeps its end.
                 _permitUntil = 0;
@@ -202,6 +224,7 @@ internal sealed class WindowController : IDisposable
                 {
                     _openUntil = Math.Max(1, now);
                     _permitUntil = now + _permitLifetime;
+                    _permit++;
                     _confirmed = false;
                     Volatile.Write(ref _verdict, new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously));
                     transition = Transition.Suspected;
@@ -253,6 +276,7 @@ internal sealed class WindowController : IDisposable
             }
 
             _permitUntil = now + _permitLifetime;
+            _permit++;
             return true;
         }
     }
@@ -317,5 +341,8 @@ internal sealed class WindowController : IDisposable
         Suspected,
         AlreadyOpen,
         Closed,
+
+        /// <summary>A probe failed after the window had closed (its permit had expired and another probe closed it): nothing changes.</summary>
+        Stale,
     }
 }

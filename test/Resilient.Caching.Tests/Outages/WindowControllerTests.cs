@@ -212,6 +212,44 @@ public sealed class WindowControllerTests
     }
 
     [Fact]
+    public void ProbeFailure_AfterTheWindowClosed_IsStale()
+    {
+        using var controller = new WindowController(_time, Window, Budget);
+        controller.RecordFailure(Timeout(), confirmed: true, fromProbe: false);
+        _time.Advance(Window);
+        Assert.Equal(WindowController.Gate.StartProbe, controller.TryEnter());
+        var permit = controller.Permit;
+        Assert.NotNull(controller.RecordProbeSuccess());
+
+        Assert.Equal(WindowController.Transition.Stale, controller.RecordFailure(Timeout(), confirmed: true, fromProbe: true, permit: permit));
+        Assert.Equal(WindowController.Transition.Stale, controller.RecordFailure(Timeout(), confirmed: true, fromProbe: true, early: true, permit: permit));
+        Assert.True(controller.IsAvailable);
+        Assert.Equal(WindowController.Gate.Proceed, controller.TryEnter());
+        Assert.Equal(1, controller.Outages);
+    }
+
+    [Fact]
+    public void ProbeFailure_UnderAnOlderPermit_LeavesTheNewerProbesPermitAndTheWindowsEnd()
+    {
+        using var controller = new WindowController(_time, Window, Budget);
+        controller.RecordFailure(Timeout(), confirmed: true, fromProbe: false);
+        _time.Advance(Window);
+        Assert.Equal(WindowController.Gate.StartProbe, controller.TryEnter());
+        var older = controller.Permit;
+        _time.Advance(Budget + Budget + TimeSpan.FromSeconds(1));
+        Assert.Equal(WindowController.Gate.StartProbe, controller.TryEnter());
+        var newer = controller.Permit;
+        Assert.NotEqual(older, newer);
+
+        Assert.Equal(WindowController.Transition.Stale, controller.RecordFailure(Timeout(), confirmed: true, fromProbe: true, permit: older));
+        Assert.Equal(WindowController.Gate.ShortCircuit, controller.TryEnter());
+        Assert.Equal(TimeSpan.Zero, controller.RetryAfter);
+
+        Assert.Equal(WindowController.Transition.Reopened, controller.RecordFailure(Timeout(), confirmed: true, fromProbe: true, permit: newer));
+        Assert.Equal(Window, controller.RetryAfter);
+    }
+
+    [Fact]
     public void AvailabilityHook_ToldOncePerStop_AndOncePerRecovery()
     {
         var told = new List<bool>();
