@@ -98,7 +98,11 @@ internal sealed class ShardMap
             .Select(static n => new Primary(Format(n.EndPoint), [.. n.Slots], n.Children.Count > 0, [.. n.Children.Select(static c => c.EndPoint).OfType<EndPoint>()]))]);
     }
 
-    /// <summary>Takes a cluster's primaries as the shards (kept by first slot, so a failover keeps each shard's window).</summary>
+    /// <summary>
+    /// Takes a cluster's primaries as the shards (kept by first slot, so a failover keeps each shard's window). A shard
+    /// whose slots no primary claims stays as it was: in the middle of a failover the failed primary may no longer be
+    /// listed while its replica is not promoted yet, and the shard's window must outlive that moment.
+    /// </summary>
     internal void Apply(IReadOnlyList<Primary> primaries)
     {
         if (primaries.Count == 0)
@@ -106,43 +110,57 @@ internal sealed class ShardMap
             return;
         }
 
-        var ordered = primaries.Select(static p => (Primary: p, First: p.Slots.Min(static r => r.From))).OrderBy(static p => p.First).ToList();
         lock (_lock)
         {
             var old = _layout;
-            var shards = new Shard[ordered.Count];
-            var owner = new ushort[HashSlot.Count];
-            Array.Fill(owner, NoShard);
-            for (var i = 0; i < ordered.Count; i++)
+            var claimed = new bool[HashSlot.Count];
+            foreach (var range in primaries.SelectMany(static p => p.Slots))
             {
-                var (primary, first) = ordered[i];
-                var shard = Array.Find(old.Shards, s => s.FirstSlot == first) ?? NewShard(first, primary.Slots);
-                var ranges = Array.AsReadOnly(primary.Slots.Select(static r => new CacheSlotRange(r.From, r.To)).OrderBy(static r => r.From).ToArray());
-                var slots = string.Join(",", ranges);
-
-                // Resharded: the probe's key must lie in the slots the shard serves now.
-                var probeKey = shard.Slots.Length != 0 && shard.Slots != slots ? ProbeKeyIn(primary.Slots) : null;
-                shard.Relayout(primary.Address, ranges, primary.HasReplica, primary.Replicas ?? [], probeKey);
-                foreach (var range in primary.Slots)
-                {
-                    owner.AsSpan(range.From, range.To - range.From + 1).Fill((ushort)i);
-                }
-
-                shards[i] = shard;
+                claimed.AsSpan(range.From, range.To - range.From + 1).Fill(true);
             }
 
-            foreach (var retired in old.Shards.Except(shards))
+            var next = new List<(Shard Shard, IReadOnlyList<CacheSlotRange> Ranges)>();
+            foreach (var primary in primaries)
             {
+                var first = primary.Slots.Min(static r => r.From);
+                var shard = Array.Find(old.Shards, s => s.FirstSlot == first) ?? NewShard(first, primary.Slots);
+                var ranges = Array.AsReadOnly(primary.Slots.Select(static r => new CacheSlotRange(r.From, r.To)).OrderBy(static r => r.From).ToArray());
+
+                // Resharded: the probe's key must lie in the slots the shard serves now.
+                var probeKey = shard.Slots.Length != 0 && shard.Slots != string.Join(",", ranges) ? ProbeKeyIn(primary.Slots) : null;
+                shard.Relayout(primary.Address, ranges, primary.HasReplica, primary.Replicas ?? [], probeKey);
+                next.Add((shard, ranges));
+            }
+
+            foreach (var unlisted in old.Shards.Where(s => next.TrueForAll(n => n.Shard != s)))
+            {
+                if (unlisted.SlotRanges.Count > 0 && unlisted.SlotRanges.All(r => !claimed.AsSpan(r.From, r.Count).Contains(true)))
+                {
+                    next.Add((unlisted, unlisted.SlotRanges));
+                    continue;
+                }
+
                 // Its slots moved to other primaries (a resharding): it can no longer be probed, so it no longer counts
                 // as out. Its records are applied by the shards that now serve its keys.
-                retired.Retire();
-                if (!retired.Controller.IsAvailable)
+                unlisted.Retire();
+                if (!unlisted.Controller.IsAvailable)
                 {
                     Interlocked.Decrement(ref _shardsOut);
                 }
             }
 
-            Volatile.Write(ref _layout, new Layout(shards, owner));
+            next.Sort(static (a, b) => a.Shard.FirstSlot.CompareTo(b.Shard.FirstSlot));
+            var owner = new ushort[HashSlot.Count];
+            Array.Fill(owner, NoShard);
+            for (var i = 0; i < next.Count; i++)
+            {
+                foreach (var range in next[i].Ranges)
+                {
+                    owner.AsSpan(range.From, range.Count).Fill((ushort)i);
+                }
+            }
+
+            Volatile.Write(ref _layout, new Layout([.. next.Select(static n => n.Shard)], owner));
         }
     }
 

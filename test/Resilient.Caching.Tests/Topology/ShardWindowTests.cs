@@ -51,9 +51,11 @@ public sealed class ShardWindowTests : IDisposable
     [Fact]
     public void ShardSlots_AreTypedRanges_WrittenAsRedisWritesThem()
     {
-        _map.Apply([new("10.0.0.1:6379", [new SlotRange(7, 7), new SlotRange(0, 5)], HasReplica: false)]);
+        _map.Apply([new("10.0.0.1:6379", [new SlotRange(7, 7), new SlotRange(0, 5), new SlotRange(6, 6), new SlotRange(8, 16383)], HasReplica: false)]);
 
-        var slots = Assert.Single(_h.Availability.Shards).Slots;
+        Assert.Equal([new CacheSlotRange(0, 5), new CacheSlotRange(6, 6), new CacheSlotRange(7, 7), new CacheSlotRange(8, 16383)], Assert.Single(_h.Availability.Shards).Slots);
+        _map.Apply([new("10.0.0.1:6379", [new SlotRange(7, 7), new SlotRange(0, 5)], HasReplica: false), new("10.0.0.2:6379", [new SlotRange(6, 6), new SlotRange(8, 16383)], HasReplica: false)]);
+        var slots = _h.Availability.Shards[0].Slots;
         Assert.Equal([new CacheSlotRange(0, 5), new CacheSlotRange(7, 7)], slots);
         Assert.Equal("0-5,7", string.Join(",", slots));
         Assert.Equal("0-5460", new CacheSlotRange(0, 5460).ToString());
@@ -152,6 +154,34 @@ public sealed class ShardWindowTests : IDisposable
         Assert.False(_map.AnyShardOut);
         Assert.True(_h.Availability.IsAvailable);
         Assert.DoesNotContain(shard, _map.Shards);
+    }
+
+    [Fact]
+    public void ShardOut_WhoseSlotsNoPrimaryClaimsForAMoment_KeepsItsWindow_UntilItsReplicaTakesThemOver()
+    {
+        var (down, _) = KeysOnTwoShards();
+        _h.Inner.Fault = Fault.ThrowsSynchronously;
+        Assert.Null(_h.Cache.Get(down));
+        var shard = _map.ShardOf(KeyKind.CacheKey, down)!;
+        var address = shard.ServerAddress;
+        Assert.True(_map.AnyShardOut);
+
+        // Mid-failover: the failed primary is no longer listed, its replica not promoted yet.
+        var others = _map.Shards.Where(s => !ReferenceEquals(s, shard)).ToList();
+        _map.Apply([.. others.Select(s => new ShardMap.Primary(s.ServerAddress, [Range(s)], false))]);
+
+        Assert.Contains(shard, _map.Shards);
+        Assert.False(shard.Retired);
+        Assert.Same(shard, _map.ShardOf(KeyKind.CacheKey, down));
+        Assert.Equal(address, shard.ServerAddress);
+        Assert.True(_map.AnyShardOut);
+
+        // Promoted: the same shard, its window still open, now at the replica's address.
+        _map.Apply([.. _map.Shards.Select(s => new ShardMap.Primary(ReferenceEquals(s, shard) ? "10.0.0.9:6379" : s.ServerAddress, [Range(s)], false))]);
+        Assert.Same(shard, _map.ShardOf(KeyKind.CacheKey, down));
+        Assert.Equal("10.0.0.9:6379", shard.ServerAddress);
+        Assert.False(shard.Controller.IsAvailable);
+        Assert.Equal(3, _map.Shards.Count);
     }
 
     [Fact]
