@@ -22,6 +22,13 @@ public sealed class CacheCoreTests : IDisposable
         Outcome = static r => r is null ? CacheOutcome.Miss : CacheOutcome.Hit,
     };
 
+    private static readonly CacheCall<int, byte[]?> Answered = new()
+    {
+        Operation = CacheOperation.Get,
+        Invoke = static _ => [1],
+        Outcome = static r => r is null ? CacheOutcome.Miss : CacheOutcome.Hit,
+    };
+
     private readonly ServiceProvider _services = new ServiceCollection().AddMetrics().BuildServiceProvider();
     private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
     private readonly CountingConnection _connection = new();
@@ -86,6 +93,7 @@ public sealed class CacheCoreTests : IDisposable
     public void TheGuardsJudge_AsksTheGivenThreadPoolView()
     {
         _starved = true;
+        Assert.NotNull(Core.Guard.Run(Answered, CacheTarget.CacheKey("answered"), 1)); // Redis answers other calls meanwhile.
         var probe = new TaskCompletionSource();
         _connection.Probe = () => probe.Task;
 

@@ -61,6 +61,12 @@ internal sealed partial class RedisConnection
             using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
             using var timeout = new CancellationTokenSource(TimeSpan.FromMilliseconds(_configuration.ConnectTimeout), _timeProvider);
             await socket.ConnectAsync(_configuration.EndPoints[0], timeout.Token).ConfigureAwait(false);
+
+            // Listening again: a refusal noted earlier no longer ends anyone's wait for the client's own reconnect.
+            if (Volatile.Read(ref _connectFailure) is { } earlier && IsRefusal(earlier))
+            {
+                Interlocked.CompareExchange(ref _connectFailure, null, earlier);
+            }
         }
         catch (SocketException refused) when (refused.SocketErrorCode == SocketError.ConnectionRefused)
         {

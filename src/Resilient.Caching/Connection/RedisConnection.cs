@@ -343,12 +343,9 @@ internal sealed partial class RedisConnection : IRedisConnection, IDisposable
             return null;
         }
 
-        // A connect still under way may hang for its whole connect timeout against a port nothing listens on: ask the
-        // port directly, and look again shortly.
-        if (!connecting.IsCompleted)
-        {
-            _ = CheckRefusedAsync();
-        }
+        // A connect still under way may hang for its whole connect timeout against a port nothing listens on, and one
+        // that gave up keeps retrying in the background without saying why: ask the port directly, and look again shortly.
+        _ = CheckRefusedAsync();
 
         return (connecting, Min(left, s_readyPoll));
     }

@@ -260,6 +260,7 @@ internal sealed partial class CacheGuard
     private void Succeeded(in Attempt attempt, CacheOutcome outcome)
     {
         _ledger.Reached(attempt.Operation, attempt.Target);
+        _judge.Answered(attempt.Started);
         _metrics.Completed(attempt.Operation, outcome, attempt.StartTimestamp);
     }
 

@@ -29,6 +29,7 @@ internal sealed class FailureJudge
     private readonly ShardMap _shards;
     private readonly IRedisConnection _connection;
     private readonly Func<bool> _isThreadPoolStarved;
+    private readonly RecentAnswers _answers;
 
     /// <param name="shards">Which window a key belongs to.</param>
     /// <param name="connection">Whether the connection a call used is still the current one.</param>
@@ -36,7 +37,9 @@ internal sealed class FailureJudge
     /// <param name="operationTimeout">The operation timeout: a queue wait of half of it explains a timeout.</param>
     public FailureJudge(ShardMap shards, IRedisConnection connection, Func<bool>? isThreadPoolStarved = null, TimeSpan? operationTimeout = null)
     {
-        var stall = (operationTimeout ?? TimeSpan.FromSeconds(5)) / 2;
+        var timeout = operationTimeout ?? TimeSpan.FromSeconds(5);
+        var stall = timeout / 2;
+        _answers = new RecentAnswers(timeout);
         _shards = shards;
         _connection = connection;
         if (isThreadPoolStarved is null)
@@ -62,9 +65,17 @@ internal sealed class FailureJudge
         // reset the fresh one (a probe may be using it). With more than one server the client fails over by itself,
         // and the connections to the servers that are fine stay; nor does a starved pool's timeout say the socket is dead.
         var stall = IsStarvation(exception);
-        var mayReset = current && kind == RedisFailureKind.Transport && CanReset(shard) && !stall;
-        return new FailureVerdict(kind, shard, IsOutage(exception, kind), mayReset, stall);
+        return new FailureVerdict(kind, shard, IsOutage(exception, kind), !stall && MayReset(exception, kind, current, shard), stall);
     }
+
+    /// <summary>
+    /// Whether a transport failure of the current connection lets it go, to be made afresh. Not when there was no
+    /// connection to begin with (<see cref="RedisConnectPendingException"/>): the one being made keeps trying in the
+    /// background, and its success is what starts the next check early; dropping it would leave nothing trying until
+    /// the window has elapsed.
+    /// </summary>
+    public bool MayReset(Exception exception, RedisFailureKind kind, bool current, Shard shard) =>
+        current && kind == RedisFailureKind.Transport && exception is not RedisConnectPendingException && CanReset(shard);
 
     /// <summary>
     /// Whether a failure is an outage at once, or a suspicion a probe must confirm first: a reset, a refusal or a
@@ -85,15 +96,19 @@ internal sealed class FailureJudge
         _ => true,
     };
 
+    /// <summary>A call of this cache got Redis's answer (its start, a <see cref="System.Diagnostics.Stopwatch"/> timestamp): evidence for <see cref="IsStarvation"/>.</summary>
+    public void Answered(long startedAt) => _answers.Answered(startedAt);
+
     /// <summary>
-    /// A timeout the application's stall explains: work waits (or waited within two seconds) in its thread pool's queue
-    /// for half the operation timeout or more (<see cref="ThreadPoolLatency"/>),
-    /// or the client's own report says bytes were received and not yet read (<c>in: N</c> or <c>in-pipe: N</c> with
-    /// N &gt; 0) — Redis answered.
+    /// A timeout the application's stall explains: the client's own report says bytes were received and not yet read
+    /// (<c>in: N</c> or <c>in-pipe: N</c> with N &gt; 0) — Redis answered; or work waits (or waited within two seconds)
+    /// in its thread pool's queue for half the operation timeout or more (<see cref="ThreadPoolLatency"/>) while Redis
+    /// still answers other calls (<see cref="RecentAnswers"/>): a frozen Redis starves a pool of synchronous callers
+    /// too, and that starvation must not hide it.
     /// </summary>
     public bool IsStarvation(Exception exception) =>
         exception is TimeoutException and not RedisConnectPendingException
-        && (RepliesUnread(exception.Message) || _isThreadPoolStarved());
+        && (RepliesUnread(exception.Message) || (_isThreadPoolStarved() && _answers.AnsweredRecently()));
 
     /// <summary>Whether StackExchange.Redis's timeout report shows bytes received but not yet read.</summary>
     internal static bool RepliesUnread(string message) => CountAfter(message, "in: ") > 0 || CountAfter(message, "in-pipe: ") > 0;

@@ -233,7 +233,8 @@ internal sealed class OutageLifecycle
             return;
         }
 
-        if (kind is RedisFailureKind.Transport or RedisFailureKind.None && current && _judge.CanReset(shard))
+        // A failed probe confirms whatever the error: an unclassified one may let the connection go as a transport one does.
+        if (_judge.MayReset(exception, kind == RedisFailureKind.None ? RedisFailureKind.Transport : kind, current, shard))
         {
             _connection.Reset(ConnectsAgainAfter(exception));
         }
@@ -300,7 +301,7 @@ internal sealed class OutageLifecycle
     }
 
     /// <summary>After a refusal or a closed connection a new one may start connecting at once; after a timeout it waits for the probe.</summary>
-    private static bool ConnectsAgainAfter(Exception exception) => FailureJudge.IsFastFailure(exception) && exception is not RedisConnectPendingException { WaitedOut: true };
+    private static bool ConnectsAgainAfter(Exception exception) => FailureJudge.IsFastFailure(exception);
 
     private Task<ReplayResult?> ReplayAsync(Shard shard) =>
         _pending.Count == 0 && !_pending.Overflow.Overflowed

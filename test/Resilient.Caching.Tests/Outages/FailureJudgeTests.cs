@@ -40,8 +40,8 @@ public sealed class FailureJudgeTests : IDisposable
         { "reset", nameof(RedisFailureKind.Transport), false, true },
         { "refused", nameof(RedisFailureKind.Transport), false, true },
         { "socket", nameof(RedisFailureKind.Transport), false, true },
-        { "connect waited out", nameof(RedisFailureKind.Transport), true, true },
-        { "connect pending", nameof(RedisFailureKind.Transport), false, true },
+        { "connect waited out", nameof(RedisFailureKind.Transport), true, false },
+        { "connect pending", nameof(RedisFailureKind.Transport), false, false },
         { "LOADING", nameof(RedisFailureKind.ServerUnavailable), true, false },
         { "READONLY", nameof(RedisFailureKind.ServerUnavailable), false, false },
         { "READONLY unclassified", nameof(RedisFailureKind.ServerUnavailable), false, false },
@@ -80,9 +80,26 @@ public sealed class FailureJudgeTests : IDisposable
     }
 
     [Fact]
+    public void TimeoutWhileThePoolIsStarved_ButRedisHasNotAnsweredForAnOperationTimeoutAndAHalf_IsAnOutage()
+    {
+        // A frozen Redis starves a pool of synchronous callers itself: that starvation does not hide it.
+        _starved = true;
+        Assert.True(_judge.Judge(Error("timeout"), Key, _connection.Generation).IsOutage);
+
+        _judge.Answered(System.Diagnostics.Stopwatch.GetTimestamp() - (long)(Budget.TotalSeconds * 1.6 * System.Diagnostics.Stopwatch.Frequency));
+        var verdict = _judge.Judge(Error("timeout"), Key, _connection.Generation);
+        Assert.True(verdict.IsOutage);
+        Assert.False(verdict.IsStall);
+
+        _judge.Answered(System.Diagnostics.Stopwatch.GetTimestamp() - (long)(Budget.TotalSeconds * 1.4 * System.Diagnostics.Stopwatch.Frequency));
+        Assert.True(_judge.Judge(Error("timeout"), Key, _connection.Generation).IsStall);
+    }
+
+    [Fact]
     public void TimeoutWhileThePoolIsStarved_IsASuspicion_AndKeepsTheConnection()
     {
         _starved = true;
+        _judge.Answered(System.Diagnostics.Stopwatch.GetTimestamp());
 
         var verdict = _judge.Judge(Error("timeout"), Key, _connection.Generation);
 

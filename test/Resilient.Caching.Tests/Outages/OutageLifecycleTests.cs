@@ -81,6 +81,19 @@ public sealed class OutageLifecycleTests : IDisposable
     }
 
     [Fact]
+    public void Suspected_AProbeThatFoundNoConnection_OpensTheWindow_AndLeavesTheConnectionBeingMade()
+    {
+        // The connection being made keeps trying in the background; its success is what starts the next check early.
+        _h.Connection.Probe = static () => Task.FromException(Connection.RedisConnectPendingException.WaitedOutFor(Harness.OperationTimeout));
+
+        Outages.RecordFailure(CacheOperation.Get, Reset(), Suspicion(Deployment));
+
+        Assert.True(_h.Controller.IsOutage);
+        Assert.Equal(0, _h.Connection.Resets);
+        Assert.Equal(1, _h.CountLogs(Log.IdWindowOpened));
+    }
+
+    [Fact]
     public void WindowElapsed_AFailedProbe_ReopensItForAFullWindow()
     {
         var opened = new List<CacheWindowOpenedEventArgs>();
