@@ -1,7 +1,4 @@
-using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Globalization;
-using Microsoft.Extensions.Caching.Distributed;
 using Microsoft.Extensions.Logging;
 using Resilient.Caching.IntegrationTests.Infrastructure;
 using Xunit;
@@ -86,13 +83,24 @@ public sealed class BlipTests
         {
             foreach (var key in keys)
             {
-                await lab.Cache.SetAsync(key, KeyReaders.ValueOf(key), async: true);
+                await lab.Cache.SetAsync(key, Traffic.ValueOf(key), async: true);
             }
         }
 
         // CLIENT KILL skips the connection that sends it: one kept open, so the kill's reply times it.
         using var admin = await RespConnection.ConnectAsync(server.Host, server.Port, TimeSpan.FromSeconds(5), Lab.Ct);
-        await using var readers = new KeyReaders(lab.Cache, keys, cacheAside, callers: 4, limit: TimeSpan.FromSeconds(90));
+        // Four asynchronous callers, each over the keys in an order of its own, 1 ms apart; cache-aside: a miss "loads"
+        // the key's value and writes it back.
+        await using var readers = Traffic.Start(lab.Cache, new TrafficOptions
+        {
+            AsyncWorkers = 4,
+            Keys = [.. keys.Select(k => (k, 0))],
+            Order = (13, 7),
+            WriteBack = cacheAside ? Traffic.ValueOf : null,
+            Pause = TimeSpan.FromMilliseconds(1),
+            Limit = TimeSpan.FromSeconds(90),
+            MaxTurns = 50_000,
+        });
 
         // Every key in Redis (cache-aside: the callers loaded them), and the callers hitting.
         await Lab.UntilAsync("every key stored", TimeSpan.FromSeconds(30), async () => await StoredEntries.CountAsync(server, keys) == keys.Length);
@@ -118,6 +126,7 @@ public sealed class BlipTests
         var keysStill = await StoredEntries.CountAsync(server, keys);
         var samples = readers.Samples;
         var errors = samples.Where(s => s.Outcome == CallOutcome.Error).ToList();
+        var wrongValues = samples.Count(s => s.Hit && !s.Value.AsSpan().SequenceEqual(Traffic.ValueOf(s.Key))); // Hits whose value is not the key's.
 
         // Per kill: when the first call started after the kill's reply hit (from the moment the kill was sent), and the
         // reads of the kill's second (every read under way at the kill or started within the second after it).
@@ -137,7 +146,7 @@ public sealed class BlipTests
         var median = gaps[gaps.Count / 2];
         var summary = string.Create(CultureInfo.InvariantCulture,
             $"CLIENT KILL x{Kills} ({(cacheAside ? "cache-aside" : "read-only")}): {samples.Count} calls, {errors.Count} exceptions, " +
-            $"{samples.Count(s => s.Operation == "Set")} loads written back, {readers.WrongValues} wrong values; keys in Redis {keysBefore.Count} -> {keysAfter.Count} " +
+            $"{samples.Count(s => s.Operation == "Set")} loads written back, {wrongValues} wrong values; keys in Redis {keysBefore.Count} -> {keysAfter.Count} " +
             $"({keysStill}/{keys.Length} of the callers' keys after); first hit after the kill: median {median.TotalMilliseconds:0} ms, worst {gaps[^1].TotalMilliseconds:0} ms; " +
             $"{lab.Availability.Outages} windows, {lab.LogCount(Log.IdFailureSuspected, since: mark)} suspicions, {lab.LogCount(Log.IdBlipRecovered, since: mark)} blips checked") +
             "\n" + string.Join('\n', figures);
@@ -145,7 +154,7 @@ public sealed class BlipTests
         TestContext.Current.SendDiagnosticMessage(summary);
 
         Assert.True(errors.Count == 0, $"{summary}\n{string.Join('\n', errors.Take(5))}");
-        Assert.Equal(0, readers.WrongValues);
+        Assert.Equal(0, wrongValues);
         Assert.Empty(keysBefore.Except(keysAfter)); // The probe may have added its own key; none was deleted.
         Assert.Equal(keys.Length, keysStill);
 
@@ -182,119 +191,5 @@ public sealed class BlipTests
         public override string ToString() => string.Create(CultureInfo.InvariantCulture,
             $"kill {Kill}: first hit {FirstHit.TotalMilliseconds:0} ms after it; its second: {Hits}/{Reads} reads hit ({100.0 * Hits / Math.Max(1, Reads):0.0} %), " +
             $"slowest {SlowestRead.TotalMilliseconds:0} ms; the kill took {KillTook.TotalMilliseconds:0} ms");
-    }
-
-    /// <summary>
-    /// Asynchronous callers reading over a set of keys, each in an order of its own, with a short pause between calls;
-    /// in cache-aside mode a miss "loads" the key's value and writes it back. Every call is recorded, as
-    /// <see cref="Traffic"/> records its own; bounded in time and count.
-    /// </summary>
-    private sealed class KeyReaders : IAsyncDisposable
-    {
-        private static readonly DistributedCacheEntryOptions NoExpiry = new();
-        private readonly IDistributedCache _cache;
-        private readonly IReadOnlyList<string> _keys;
-        private readonly bool _cacheAside;
-        private readonly ConcurrentQueue<Sample> _samples = new();
-        private readonly CancellationTokenSource _stop;
-        private readonly Stopwatch _clock = Stopwatch.StartNew();
-        private readonly Task[] _callers;
-        private int _wrongValues;
-
-        public KeyReaders(IDistributedCache cache, IReadOnlyList<string> keys, bool cacheAside, int callers, TimeSpan limit)
-        {
-            _cache = cache;
-            _keys = keys;
-            _cacheAside = cacheAside;
-            _stop = CancellationTokenSource.CreateLinkedTokenSource(Lab.Ct);
-            _stop.CancelAfter(limit);
-            _callers = [.. Enumerable.Range(0, callers).Select(c => Task.Run(() => RunAsync(c)))];
-        }
-
-        public TimeSpan Now => _clock.Elapsed;
-
-        public IReadOnlyList<Sample> Samples => [.. _samples.OrderBy(s => s.At)];
-
-        /// <summary>Hits whose value is not the key's.</summary>
-        public int WrongValues => Volatile.Read(ref _wrongValues);
-
-        /// <summary>What the application stores for a key (and what its "load" computes).</summary>
-        public static byte[] ValueOf(string key) => Lab.Bytes("value of " + key);
-
-        /// <summary>Waits until a call started at or after <paramref name="after"/> matches; returns it, or null on time-out.</summary>
-        public async Task<Sample?> WaitForAsync(Func<Sample, bool> match, TimeSpan after, TimeSpan timeout)
-        {
-            Sample? found = null;
-            await Lab.EventuallyAsync(() => (found = _samples.FirstOrDefault(s => s.At >= after && match(s))) is not null, timeout);
-            return found;
-        }
-
-        public async Task StopAsync()
-        {
-            await _stop.CancelAsync();
-            await Task.WhenAll(_callers).WaitAsync(TimeSpan.FromSeconds(30));
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await StopAsync();
-            _stop.Dispose();
-        }
-
-        private async Task RunAsync(int caller)
-        {
-            var token = _stop.Token;
-            for (var i = 0; i < 50_000 && !token.IsCancellationRequested; i++)
-            {
-                var key = _keys[((caller * 13) + (i * 7)) % _keys.Count];
-                var at = Now;
-                var outcome = CallOutcome.Miss;
-                Exception? error = null;
-                try
-                {
-                    // The caller's token is the test's (cancellable, as a request's is), not the stop signal.
-                    if (await _cache.GetAsync(key, Lab.Ct) is { } value)
-                    {
-                        outcome = CallOutcome.Hit;
-                        if (!value.AsSpan().SequenceEqual(ValueOf(key)))
-                        {
-                            Interlocked.Increment(ref _wrongValues);
-                        }
-                    }
-                }
-                catch (Exception exception)
-                {
-                    (outcome, error) = (CallOutcome.Error, exception);
-                }
-
-                _samples.Enqueue(new Sample(caller, at, Now - at, "Get", outcome, error));
-                if (outcome == CallOutcome.Miss && _cacheAside)
-                {
-                    // The "load": the value computed from the source, then written back.
-                    await Task.Yield();
-                    at = Now;
-                    (outcome, error) = (CallOutcome.Write, null);
-                    try
-                    {
-                        await _cache.SetAsync(key, ValueOf(key), NoExpiry, Lab.Ct);
-                    }
-                    catch (Exception exception)
-                    {
-                        (outcome, error) = (CallOutcome.Error, exception);
-                    }
-
-                    _samples.Enqueue(new Sample(caller, at, Now - at, "Set", outcome, error));
-                }
-
-                try
-                {
-                    await Task.Delay(1, token);
-                }
-                catch (OperationCanceledException)
-                {
-                    return;
-                }
-            }
-        }
     }
 }

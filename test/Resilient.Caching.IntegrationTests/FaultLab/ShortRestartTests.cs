@@ -40,22 +40,22 @@ public sealed class ShortRestartTests
         IReadOnlyList<(string Key, int Shard)> keys = [.. Enumerable.Range(0, KeyCount).Select(i => ($"restart:{i}", 0))];
         foreach (var (key, _) in keys)
         {
-            await lab.Cache.SetAsync(key, Readers.ValueOf(key), new DistributedCacheEntryOptions(), Lab.Ct);
+            await lab.Cache.SetAsync(key, Traffic.ValueOf(key), new DistributedCacheEntryOptions(), Lab.Ct);
         }
 
-        Assert.All(keys, k => Assert.Equal(Readers.ValueOf(k.Key), lab.Cache.Get(k.Key)));
+        Assert.All(keys, k => Assert.Equal(Traffic.ValueOf(k.Key), lab.Cache.Get(k.Key)));
 
         // 2 asynchronous readers and 1 synchronous one, 5 ms apart: a light load. Bounded: they stop at the limit.
         var limit = Down + FirstHitWait + TimeSpan.FromSeconds(20);
-        Readers readers;
+        Traffic readers;
         TimeSpan killedOn;
         DateTimeOffset killedAt;
         if (landing == "reads in flight")
         {
-            readers = Readers.Start(lab.Cache, keys, asyncReaders: 2, syncReaders: 1, limit);
+            readers = FailoverReaders.Start(lab.Cache, keys, asyncReaders: 2, syncReaders: 1, limit);
             try
             {
-                Assert.NotNull(await readers.WaitForHitAsync(0, TimeSpan.Zero, TimeSpan.FromSeconds(5)));
+                Assert.NotNull(await readers.WaitForAsync(s => s.Hit, TimeSpan.Zero, TimeSpan.FromSeconds(5)));
                 var multiplexer = await lab.GetMultiplexerAsync();
 
                 // Frozen first, so that the readers' next reads are sent and wait for replies: the kill lands under them.
@@ -77,7 +77,7 @@ public sealed class ShortRestartTests
             // Nothing in flight: the readers start after the kill.
             killedAt = DateTimeOffset.UtcNow;
             server.Kill();
-            readers = Readers.Start(lab.Cache, keys, asyncReaders: 2, syncReaders: 1, limit);
+            readers = FailoverReaders.Start(lab.Cache, keys, asyncReaders: 2, syncReaders: 1, limit);
             killedOn = readers.Now;
         }
 
@@ -88,7 +88,7 @@ public sealed class ShortRestartTests
             var backOn = readers.Now;
             var backAt = DateTimeOffset.UtcNow;
 
-            var firstHit = await readers.WaitForHitAsync(0, killedOn, FirstHitWait);
+            var firstHit = await readers.WaitForAsync(s => s.Hit, killedOn, FirstHitWait);
 
             // A little more traffic, so that a relapse after the first hit shows in the figures.
             await Task.Delay(TimeSpan.FromMilliseconds(500), Lab.Ct);
@@ -99,7 +99,7 @@ public sealed class ShortRestartTests
             var lost = new List<string>();
             foreach (var (key, _) in keys)
             {
-                if (await stock.GetAsync(key, Lab.Ct) is not { } value || !value.AsSpan().SequenceEqual(Readers.ValueOf(key)))
+                if (await stock.GetAsync(key, Lab.Ct) is not { } value || !value.AsSpan().SequenceEqual(Traffic.ValueOf(key)))
                 {
                     lost.Add(key);
                 }
@@ -107,7 +107,7 @@ public sealed class ShortRestartTests
 
             var fromKill = readers.Samples.Where(s => s.At >= killedOn).ToList();
             var afterHit = firstHit is null ? [] : fromKill.Where(s => s.At > firstHit.At).ToList();
-            var errors = fromKill.Where(s => s.Exception is not null).ToList();
+            var errors = fromKill.Where(s => s.Error is not null).ToList();
             var slowest = fromKill.Select(s => s.Elapsed).DefaultIfEmpty().Max();
             var hitAfterBack = firstHit is null ? (TimeSpan?)null : firstHit.At + firstHit.Elapsed - backOn;
             var summary = string.Create(CultureInfo.InvariantCulture,
@@ -120,7 +120,7 @@ public sealed class ShortRestartTests
             TestContext.Current.SendDiagnosticMessage(summary);
             Lab.Report(lab.DescribeLogs());
 
-            Assert.True(errors.Count == 0, $"{errors.Count} reads threw, first: {errors.FirstOrDefault()?.Exception}\n{summary}");
+            Assert.True(errors.Count == 0, $"{errors.Count} reads threw, first: {errors.FirstOrDefault()?.Error}\n{summary}");
             Assert.True(slowest <= Lab.DefaultsCallBound, $"a read took {slowest.TotalMilliseconds:0} ms: {summary}\n{lab.DescribeLogs()}");
             Assert.True(lost.Count == 0, $"{lost.Count} of {KeyCount} keys lost or changed ({string.Join(", ", lost.Take(10))}): {summary}\n{lab.DescribeLogs()}");
             Assert.True(hitAfterBack <= FirstHitBound, $"the first hit came too late: {summary}\n{lab.DescribeLogs()}");

@@ -168,7 +168,7 @@ public sealed class ClusterFailoverLoopTests
         await lab.WaitForConnectionAsync();
         foreach (var (key, _) in keys)
         {
-            await lab.Cache.SetAsync(key, Readers.ValueOf(key), new DistributedCacheEntryOptions(), Lab.Ct);
+            await lab.Cache.SetAsync(key, Traffic.ValueOf(key), new DistributedCacheEntryOptions(), Lab.Ct);
         }
 
         await failing.Server.WaitForReplicasInSyncAsync(PromotionBound);
@@ -190,7 +190,7 @@ public sealed class ClusterFailoverLoopTests
                 closures.Enqueue(Stopwatch.GetTimestamp());
             }
         };
-        await using (var readers = Readers.Start(lab.Cache, keys, asyncReaders: 4, syncReaders: 2, TimeSpan.FromSeconds(90), refill: true))
+        await using (var readers = FailoverReaders.Start(lab.Cache, keys, asyncReaders: 4, syncReaders: 2, TimeSpan.FromSeconds(90), refill: true))
         using (var freezes = new Freezes(() => readers.Now))
         {
             await Task.Delay(Warm, Lab.Ct);
@@ -293,7 +293,7 @@ public sealed class ClusterFailoverLoopTests
 
         public int WindowsOpenedOnFailBack { get; set; }
 
-        public IReadOnlyList<Read> Samples { get; set; } = [];
+        public IReadOnlyList<Sample> Samples { get; set; } = [];
 
         public string Timeline { get; set; } = string.Empty;
 
@@ -335,11 +335,11 @@ public sealed class ClusterFailoverLoopTests
             FirstHitAfterPromotion = Samples.FirstOrDefault(s => s.Shard == 0 && s.Hit && s.At >= promotedOn && s.At < recoveryEnd) is { } hit ? hit.At - promotedOn : null;
             LongestWithoutHit = LongestGap(promotedOn, recoveryEnd);
             Slowest = fromFault.Select(s => s.Elapsed).DefaultIfEmpty().Max();
-            var errors = fromFault.Where(s => s.Exception is not null).ToList();
+            var errors = fromFault.Where(s => s.Error is not null).ToList();
             Errors = errors.Count;
             FirstError = errors.Count == 0 ? null : string.Join("; ", errors.Take(3).Select(e =>
                 string.Create(CultureInfo.InvariantCulture, $"{(e.At - FaultOn).TotalMilliseconds:0} ms after the kill{(FailBackOn is { } back && e.At >= back ? $" ({(e.At - back).TotalMilliseconds:0} ms after the CLUSTER FAILOVER back)" : RestartOn is { } restart && e.At >= restart ? $" ({(e.At - restart).TotalMilliseconds:0} ms after the restart)" : string.Empty)}, shard {e.Shard} {(e.Sync ? "sync" : "async")} {(e.Write ? "write" : "read")}")))
-                + ", the first: " + errors[0].Exception;
+                + ", the first: " + errors[0].Error;
             Loads = fromFault.Count(s => s.Shard == 0 && s.Write);
             var healthy = HitRatio.Of(fromFault.Where(s => s.Shard != 0));
             HealthyHitPercent = healthy.Percent;

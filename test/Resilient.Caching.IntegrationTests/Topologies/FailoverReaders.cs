@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
@@ -9,144 +8,36 @@ using Xunit;
 namespace Resilient.Caching.IntegrationTests.Topologies;
 
 /// <summary>
-/// One call of the <see cref="Readers"/>: when it started (since the readers began), how long it took, the shard of
-/// its key, whether it was a read or the write that refills a missed key, and what came back (a hit on the value
-/// stored before the fault, or on a refill's).
+/// The load of a failover measurement: a <see cref="Traffic"/> of readers over fixed keys spread over the shards,
+/// each going round the keys from its own offset, 5 ms apart, with no caller token. With <c>refill</c> a reader that
+/// misses writes back <see cref="RefillOf"/> (cache-aside, as an application does), so a key deleted at recovery is
+/// used again once writes land. Bounded in time and in count (20 000 reads each).
 /// </summary>
-internal sealed record Read(TimeSpan At, TimeSpan Elapsed, int Shard, bool Sync, bool Write, bool Hit, Exception? Exception, bool Refilled = false)
+internal static class FailoverReaders
 {
-    public string? Error => Exception?.GetType().Name;
-}
+    /// <summary>What a refill writes: told apart from the value stored before the fault (<see cref="Traffic.ValueOf"/>).</summary>
+    public static byte[] RefillOf(string key) => Lab.Bytes("refill of " + key);
 
-/// <summary>
-/// Readers of fixed keys spread over the shards, each going round the keys from its own offset, recording every
-/// call, with a short pause between calls as an application's requests have; exceptions are recorded, not thrown,
-/// so the same driver measures the stock provider. With <c>refill</c> a reader that misses writes the key's value
-/// back (cache-aside, as an application does), so a key deleted at recovery is used again once writes land.
-/// Bounded in time and in count (20 000 reads each).
-/// </summary>
-internal sealed class Readers : IAsyncDisposable
-{
-    private const int MaxReadsEach = 20_000;
-    private static readonly TimeSpan Pause = TimeSpan.FromMilliseconds(5);
+    /// <summary>A hit on a refill's value, not on the value stored before the fault.</summary>
+    public static bool Refilled(Sample sample) => sample.Value is { } value && value.AsSpan().SequenceEqual(RefillOf(sample.Key));
 
-    private readonly IDistributedCache _cache;
-    private readonly IReadOnlyList<(string Key, int Shard)> _keys;
-    private readonly bool _refill;
-    private readonly ConcurrentQueue<Read> _samples = new();
-    private readonly Stopwatch _clock = Stopwatch.StartNew();
-    private readonly CancellationTokenSource _stop;
-    private readonly Task[] _workers;
-
-    private Readers(IDistributedCache cache, IReadOnlyList<(string, int)> keys, int asyncReaders, int syncReaders, TimeSpan limit, bool refill)
-    {
-        _cache = cache;
-        _keys = keys;
-        _refill = refill;
-        _stop = CancellationTokenSource.CreateLinkedTokenSource(Lab.Ct);
-        _stop.CancelAfter(limit);
-        _workers =
-        [
-            .. Enumerable.Range(0, asyncReaders).Select(w => Task.Run(() => ReadAsync(w))),
-            .. Enumerable.Range(asyncReaders, syncReaders).Select(w =>
-                Task.Factory.StartNew(() => Read(w), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)),
-        ];
-    }
-
-    /// <summary>Time since the readers began: the clock of every <see cref="Read.At"/>.</summary>
-    public TimeSpan Now => _clock.Elapsed;
-
-    /// <summary>Every call so far, in the order they started.</summary>
-    public IReadOnlyList<Read> Samples => [.. _samples.OrderBy(s => s.At)];
-
-    /// <summary>The value every key holds before the fault: the key itself.</summary>
-    public static byte[] ValueOf(string key) => Encoding.UTF8.GetBytes(key);
-
-    /// <summary>What a refill writes: told apart from the value stored before the fault.</summary>
-    public static byte[] RefillOf(string key) => Encoding.UTF8.GetBytes(key + "+refill");
-
-    public static Readers Start(IDistributedCache cache, IReadOnlyList<(string, int)> keys, int asyncReaders, int syncReaders, TimeSpan limit, bool refill = false) =>
-        new(cache, keys, asyncReaders, syncReaders, limit, refill);
-
-    /// <summary>The first read hit on <paramref name="shard"/> started at or after <paramref name="after"/>, or null on time-out.</summary>
-    public async Task<Read?> WaitForHitAsync(int shard, TimeSpan after, TimeSpan timeout)
-    {
-        Read? found = null;
-        await Lab.EventuallyAsync(() => (found = _samples.FirstOrDefault(s => s.Shard == shard && s.Hit && s.At >= after)) is not null, timeout);
-        return found;
-    }
-
-    public async Task StopAsync()
-    {
-        await _stop.CancelAsync();
-        await Task.WhenAll(_workers).WaitAsync(TimeSpan.FromSeconds(30));
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        await StopAsync();
-        _stop.Dispose();
-    }
-
-    private async Task ReadAsync(int worker)
-    {
-        for (var i = 0; i < MaxReadsEach && !_stop.IsCancellationRequested; i++)
+    public static Traffic Start(IDistributedCache cache, IReadOnlyList<(string Key, int Shard)> keys, int asyncReaders, int syncReaders, TimeSpan limit, bool refill = false) =>
+        Traffic.Start(cache, new TrafficOptions
         {
-            var (key, shard) = _keys[(worker * 7 + i) % _keys.Count];
-            var at = _clock.Elapsed;
-            try
-            {
-                var value = await _cache.GetAsync(key, CancellationToken.None);
-                _samples.Enqueue(new Read(at, _clock.Elapsed - at, shard, false, false, value is not null, null, IsRefill(key, value)));
-                if (value is null && _refill)
-                {
-                    at = _clock.Elapsed;
-                    await _cache.SetAsync(key, RefillOf(key), new DistributedCacheEntryOptions(), CancellationToken.None);
-                    _samples.Enqueue(new Read(at, _clock.Elapsed - at, shard, false, true, false, null));
-                }
-            }
-            catch (Exception exception) when (exception is not OperationCanceledException)
-            {
-                _samples.Enqueue(new Read(at, _clock.Elapsed - at, shard, false, false, false, exception));
-            }
-
-            await Task.Delay(Pause, CancellationToken.None);
-        }
-    }
-
-    private void Read(int worker)
-    {
-        for (var i = 0; i < MaxReadsEach && !_stop.IsCancellationRequested; i++)
-        {
-            var (key, shard) = _keys[(worker * 7 + i) % _keys.Count];
-            var at = _clock.Elapsed;
-            try
-            {
-                var value = _cache.Get(key);
-                _samples.Enqueue(new Read(at, _clock.Elapsed - at, shard, true, false, value is not null, null, IsRefill(key, value)));
-                if (value is null && _refill)
-                {
-                    at = _clock.Elapsed;
-                    _cache.Set(key, RefillOf(key), new DistributedCacheEntryOptions());
-                    _samples.Enqueue(new Read(at, _clock.Elapsed - at, shard, true, true, false, null));
-                }
-            }
-            catch (Exception exception) when (exception is not OperationCanceledException)
-            {
-                _samples.Enqueue(new Read(at, _clock.Elapsed - at, shard, true, false, false, exception));
-            }
-
-            Thread.Sleep(Pause);
-        }
-    }
-
-    private static bool IsRefill(string key, byte[]? value) => value is not null && value.AsSpan().SequenceEqual(RefillOf(key));
+            AsyncWorkers = asyncReaders,
+            SyncWorkers = syncReaders,
+            Keys = keys,
+            WriteBack = refill ? RefillOf : null,
+            Pause = TimeSpan.FromMilliseconds(5),
+            Limit = limit,
+            CancellableCalls = false,
+        });
 }
 
 /// <summary>Reads that hit, of all reads in a period.</summary>
 internal readonly record struct HitRatio(int Hits, int Count)
 {
-    public static HitRatio Of(IEnumerable<Read> calls)
+    public static HitRatio Of(IEnumerable<Sample> calls)
     {
         var reads = calls.Where(c => !c.Write).ToList();
         return new HitRatio(reads.Count(r => r.Hit), reads.Count);
@@ -159,7 +50,7 @@ internal readonly record struct HitRatio(int Hits, int Count)
 }
 
 /// <summary>
-/// What the <see cref="Readers"/> saw around one failover, shard 0 being the one whose primary failed: every time is
+/// What the <see cref="FailoverReaders"/> saw around one failover, shard 0 being the one whose primary failed: every time is
 /// measured from the fault, "during the outage" is from the fault until the promotion settled (every node or
 /// sentinel agreed).
 /// </summary>
@@ -167,7 +58,7 @@ internal sealed class FailoverFigures
 {
     private const int FailedShard = 0;
 
-    public FailoverFigures(IReadOnlyList<Read> samples, TimeSpan faultOn, TimeSpan promotedAfter, TimeSpan settledAfter)
+    public FailoverFigures(IReadOnlyList<Sample> samples, TimeSpan faultOn, TimeSpan promotedAfter, TimeSpan settledAfter)
     {
         Samples = samples;
         FaultOn = faultOn;
@@ -177,7 +68,7 @@ internal sealed class FailoverFigures
         var before = samples.Where(s => s.At < faultOn).ToList();
         var outage = samples.Where(s => s.At >= faultOn && s.At < outageEnd).ToList();
         FromFault = [.. samples.Where(s => s.At >= faultOn)];
-        Errors = [.. FromFault.Where(s => s.Exception is not null)];
+        Errors = [.. FromFault.Where(s => s.Error is not null)];
         AllBefore = HitRatio.Of(before);
         HealthyBefore = HitRatio.Of(before.Where(s => s.Shard != FailedShard));
         HealthyDuring = HitRatio.Of(outage.Where(s => s.Shard != FailedShard));
@@ -189,7 +80,7 @@ internal sealed class FailoverFigures
         SlowestAsync = FromFault.Where(s => !s.Sync).Select(s => s.Elapsed).DefaultIfEmpty().Max();
     }
 
-    public IReadOnlyList<Read> Samples { get; }
+    public IReadOnlyList<Sample> Samples { get; }
 
     /// <summary>When the fault was injected, on the readers' clock.</summary>
     public TimeSpan FaultOn { get; }
@@ -201,10 +92,10 @@ internal sealed class FailoverFigures
     public TimeSpan SettledAfter { get; }
 
     /// <summary>Every call started at or after the fault.</summary>
-    public IReadOnlyList<Read> FromFault { get; }
+    public IReadOnlyList<Sample> FromFault { get; }
 
     /// <summary>The calls started at or after the fault that threw.</summary>
-    public IReadOnlyList<Read> Errors { get; }
+    public IReadOnlyList<Sample> Errors { get; }
 
     /// <summary>Every read before the fault.</summary>
     public HitRatio AllBefore { get; }
@@ -235,7 +126,7 @@ internal sealed class FailoverFigures
     /// not a refill); null if none did.
     /// </summary>
     public TimeSpan? FirstHitAfterPromotion(int shard = FailedShard, bool stored = false) =>
-        Samples.FirstOrDefault(s => s.Shard == shard && s.Hit && (!stored || !s.Refilled) && s.At >= FaultOn + SettledAfter) is { } hit ? hit.At - FaultOn : null;
+        Samples.FirstOrDefault(s => s.Shard == shard && s.Hit && (!stored || !FailoverReaders.Refilled(s)) && s.At >= FaultOn + SettledAfter) is { } hit ? hit.At - FaultOn : null;
 
     /// <summary>One line for the test output, with every figure the assertions use.</summary>
     public string Describe(string title, int shards)
@@ -253,11 +144,11 @@ internal sealed class FailoverFigures
         text.Append("; first hit after the promotion settled: ")
             .AppendJoin(", ", Enumerable.Range(0, shards).Select(s => $"shard {s} {Ms(FirstHitAfterPromotion(s))}"))
             .Append(CultureInfo.InvariantCulture, $" after the fault (on the failed shard's data stored before the fault: {Ms(FirstHitAfterPromotion(FailedShard, stored: true))}, ")
-            .Append(CultureInfo.InvariantCulture, $"{Samples.Count(s => s.Shard == FailedShard && s.Hit && !s.Refilled && s.At >= FaultOn + SettledAfter)} such hits after)")
+            .Append(CultureInfo.InvariantCulture, $"{Samples.Count(s => s.Shard == FailedShard && s.Hit && !FailoverReaders.Refilled(s) && s.At >= FaultOn + SettledAfter)} such hits after)")
             .Append(CultureInfo.InvariantCulture, $"; from the fault on: {FromFault.Count} calls ({FromFault.Count(c => c.Write)} refills), {Errors.Count} threw");
         if (Errors.Count > 0)
         {
-            text.Append(" (").AppendJoin(", ", Errors.GroupBy(e => e.Error!).Select(g => $"{g.Count()}× {g.Key}")).Append(')');
+            text.Append(" (").AppendJoin(", ", Errors.GroupBy(ErrorName).Select(g => $"{g.Count()}× {g.Key}")).Append(')');
         }
 
         return text
@@ -267,8 +158,10 @@ internal sealed class FailoverFigures
 
     /// <summary>The first exception of each type, for the output when some were thrown.</summary>
     public IEnumerable<string> DescribeErrors() =>
-        Errors.GroupBy(s => s.Error).Select(g => g.First())
-            .Select(first => string.Create(CultureInfo.InvariantCulture, $"first {first.Error} ({(first.At - FaultOn).TotalMilliseconds:0} ms after the fault, {first.Elapsed.TotalMilliseconds:0} ms): {first.Exception}"));
+        Errors.GroupBy(ErrorName).Select(g => g.First())
+            .Select(first => string.Create(CultureInfo.InvariantCulture, $"first {ErrorName(first)} ({(first.At - FaultOn).TotalMilliseconds:0} ms after the fault, {first.Elapsed.TotalMilliseconds:0} ms): {first.Error}"));
+
+    private static string ErrorName(Sample call) => call.Error!.GetType().Name;
 }
 
 /// <summary>How one failover is measured (see <see cref="FailoverScenario.MeasureAsync"/>).</summary>
@@ -320,7 +213,7 @@ internal static class FailoverScenario
 
         foreach (var (key, _) in keys)
         {
-            await cache.SetAsync(key, Readers.ValueOf(key), new DistributedCacheEntryOptions(), Lab.Ct);
+            await cache.SetAsync(key, Traffic.ValueOf(key), new DistributedCacheEntryOptions(), Lab.Ct);
         }
 
         var missing = new List<string>();
@@ -337,7 +230,7 @@ internal static class FailoverScenario
         // So the promoted replica holds every key of its shard.
         await replicated();
 
-        await using var readers = Readers.Start(cache, keys, asyncReaders: 4, syncReaders: 2, run.Limit, run.Refill);
+        await using var readers = FailoverReaders.Start(cache, keys, asyncReaders: 4, syncReaders: 2, run.Limit, run.Refill);
         await Task.Delay(run.Warm, Lab.Ct);
 
         var faultAt = Stopwatch.GetTimestamp();
@@ -353,7 +246,7 @@ internal static class FailoverScenario
             var left = settledOn + run.HitAgainWithin - readers.Now;
             if (left > TimeSpan.Zero)
             {
-                await readers.WaitForHitAsync(shard, settledOn, left);
+                await readers.WaitForAsync(s => s.Shard == shard && s.Hit, settledOn, left);
             }
         }
 
