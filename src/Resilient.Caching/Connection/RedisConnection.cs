@@ -193,6 +193,9 @@ internal sealed partial class RedisConnection : IRedisConnection, IDisposable
             _current = null;
             Volatile.Write(ref _ready, null);
             Volatile.Write(ref _connectFailure, null);
+
+            // The connection made next may be asked about a refusal at once, however recently the last one was.
+            Volatile.Write(ref _refusalCheckedAt, 0);
             Interlocked.Increment(ref _generation);
         }
 
