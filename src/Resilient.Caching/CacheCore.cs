@@ -56,7 +56,7 @@ internal sealed class CacheCore : IDisposable
             new ReadinessWait(connection, Deployment, options.OperationTimeout),
             judge,
             Outages,
-            new ReplicaReader(Shards, keys, connection, ledger, Metrics, notifications, options.OperationTimeout),
+            new ReplicaReader(Shards, keys, connection, ledger, Metrics, notifications, judge, options.OperationTimeout),
             ledger,
             Metrics,
             Availability,

@@ -26,14 +26,17 @@ internal sealed class ReplicaReader
     private readonly OutageLedger _ledger;
     private readonly ResilientCacheMetrics _metrics;
     private readonly OutageNotifications _notify;
+    private readonly FailureJudge _judge;
     private readonly TimeSpan _maxWait;
 
     // Waits for the network run on real time; the window runs on the application's clock.
     private readonly TimeProvider _realTime = TimeProvider.System;
 
     public ReplicaReader(
-        ShardMap shards, StoredKeys keys, IRedisConnection connection, OutageLedger ledger, ResilientCacheMetrics metrics, OutageNotifications notify, TimeSpan operationTimeout)
+        ShardMap shards, StoredKeys keys, IRedisConnection connection, OutageLedger ledger, ResilientCacheMetrics metrics, OutageNotifications notify, FailureJudge judge,
+        TimeSpan operationTimeout)
     {
+        _judge = judge;
         _shards = shards;
         _keys = keys;
         _connection = connection;
@@ -83,7 +86,7 @@ internal sealed class ReplicaReader
             Thread.Sleep(s_retryEvery);
         }
 
-        Served(target, data, started);
+        Served(target, data, started, reading);
         return true;
     }
 
@@ -114,7 +117,7 @@ internal sealed class ReplicaReader
             await Task.Delay(s_retryEvery, _realTime, cancellationToken).ConfigureAwait(false);
         }
 
-        Served(target, data, started);
+        Served(target, data, started, reading);
         return new ReplicaRead(data);
     }
 
@@ -129,15 +132,26 @@ internal sealed class ReplicaReader
         && _realTime.GetElapsedTime(reading) + s_retryEvery < _maxWait
         && shard.Controller.TimeProvider.GetTimestamp() >= shard.ReplicaReadsPausedUntil;
 
-    private void Served(in CacheTarget target, byte[]? data, long started)
+    private void Served(in CacheTarget target, byte[]? data, long started, long reading)
     {
         _ledger.ReadForReal(target);
+        _judge.Answered(reading);
         _metrics.Completed(CacheOperation.Get, data is null ? CacheOutcome.Miss : CacheOutcome.Hit, started);
     }
 
-    /// <summary>Replica reads are out for the rest of the window (a second at least): reads skip Redis at once meanwhile, as without replicas.</summary>
+    /// <summary>
+    /// Replica reads are out for the rest of the window (a second at least): reads skip Redis at once meanwhile, as
+    /// without replicas. Not after a timeout the application's own stall explains (<see cref="FailureJudge.IsStarvation"/>):
+    /// the replica answers, and the next read asks it again.
+    /// </summary>
     private void PauseAfterFailure(Shard shard, Exception exception)
     {
+        if (_judge.IsStarvation(exception))
+        {
+            _notify.Stalled(CacheOperation.Get, exception);
+            return;
+        }
+
         var controller = shard.Controller;
         var pause = Math.Max(controller.RetryAfter.TotalSeconds, 1);
         shard.PauseReplicaReads(controller.TimeProvider.GetTimestamp() + (long)(pause * controller.TimeProvider.TimestampFrequency));

@@ -231,14 +231,33 @@ public sealed class ReplicaReaderTests : IDisposable
         Assert.True(reader.CanRead(CacheOperation.Get, CacheTarget.CacheKey("k"), deployment));
     }
 
+    [Fact]
+    public async Task AReplicaReadTimingOutOnAStarvedPool_WhileTheReplicaAnswers_PausesNothing()
+    {
+        _h.OpenWindow();
+        UseReplicatedDeployment();
+        var reader = Reader(new FailureJudge(_h.Core.Shards, _h.Connection, static () => true, Harness.OperationTimeout));
+        var deployment = _h.Core.Shards.Deployment;
+        Assert.NotNull(await reader.ReadAsync(CacheTarget.CacheKey("answered"), deployment, TestContext.Current.CancellationToken));
+        _database.Setup(d => d.HashGetAsync(It.IsAny<RedisKey>(), It.IsAny<RedisValue>(), It.IsAny<CommandFlags>()))
+            .ThrowsAsync(new RedisTimeoutException(CommandFlags.None, "the reply waited for a pool thread", CommandStatus.Sent));
+
+        Assert.Null(await reader.ReadAsync(CacheTarget.CacheKey("k"), deployment, TestContext.Current.CancellationToken));
+
+        // The application's stall, not the replica's: the next read asks the replica again.
+        Assert.True(reader.CanRead(CacheOperation.Get, CacheTarget.CacheKey("k"), deployment));
+        Assert.Equal(1, _h.CountLogs(Log.IdApplicationStall));
+    }
+
     public void Dispose() => _h.Dispose();
 
     /// <summary>A reader over the harness's parts, as the cache's core builds it.</summary>
-    private ReplicaReader Reader()
+    private ReplicaReader Reader(FailureJudge? judge = null)
     {
         var notify = new OutageNotifications(_h.Availability, _h.Metrics, _h.Logger, logExceptions: true);
         var ledger = new OutageLedger(_h.Pending, invalidateKeysReadDuringOutage: true, [], new StoredKeys("app:"), _h.Connection, _h.Metrics, _h.Logger);
-        return new ReplicaReader(_h.Core.Shards, new StoredKeys("app:"), _h.Connection, ledger, _h.Metrics, notify, Harness.OperationTimeout);
+        judge ??= new FailureJudge(_h.Core.Shards, _h.Connection, static () => false, Harness.OperationTimeout);
+        return new ReplicaReader(_h.Core.Shards, new StoredKeys("app:"), _h.Connection, ledger, _h.Metrics, notify, judge, Harness.OperationTimeout);
     }
 
     /// <summary>A primary and a replica, as the client reports them; the replica answers through <see cref="_database"/>.</summary>
