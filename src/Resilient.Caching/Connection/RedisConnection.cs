@@ -23,6 +23,9 @@ internal sealed partial class RedisConnection : IRedisConnection, IDisposable
 
     private static readonly TimeSpan s_probeExpiry = TimeSpan.FromSeconds(10);
 
+    // How often a probe asks again while the client knows no primary (a failover switching).
+    private static readonly TimeSpan s_primaryPoll = TimeSpan.FromMilliseconds(50);
+
     private readonly Func<Task<IConnectionMultiplexer>>? _userFactory;
     private readonly ConfigurationOptions? _configuration;
     private readonly ILogger _logger;
@@ -135,18 +138,33 @@ internal sealed partial class RedisConnection : IRedisConnection, IDisposable
         }
 
         var multiplexer = await Volatile.Read(ref _ready)!.ConfigureAwait(false);
-        var left = budget - _timeProvider.GetElapsedTime(started);
-        var write = multiplexer.GetDatabase().StringSetAsync(key, "1", s_probeExpiry);
-        try
+        while (true)
         {
-            await write.WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, _timeProvider).ConfigureAwait(false);
-        }
-        catch (TimeoutException) when (!write.IsCompleted)
-        {
-            _ = write.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
-            throw;
+            var left = budget - _timeProvider.GetElapsedTime(started);
+            var write = multiplexer.GetDatabase().StringSetAsync(key, "1", s_probeExpiry);
+            try
+            {
+                await write.WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, _timeProvider).ConfigureAwait(false);
+                return;
+            }
+            catch (RedisConnectionException between) when (AwaitsPrimary(between) && budget - _timeProvider.GetElapsedTime(started) > s_primaryPoll)
+            {
+                // Connected to replicas and to no primary: a failover is switching (the old primary just became a
+                // replica, the client has not seen the new one yet). The probe asks again within its budget, rather
+                // than call a switch of a few milliseconds an outage.
+                await Task.Delay(s_primaryPoll, _timeProvider).ConfigureAwait(false);
+            }
+            catch (TimeoutException) when (!write.IsCompleted)
+            {
+                _ = write.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+                throw;
+            }
         }
     }
+
+    /// <summary>The client's "no connection (requires writable - not eligible for replica)": it knows replicas, and no primary at this moment.</summary>
+    private static bool AwaitsPrimary(RedisConnectionException exception) =>
+        exception.Message.Contains("not eligible for replica", StringComparison.Ordinal);
 
     /// <summary>Starts connecting in the background so that the first request finds a connection, and warns once if that first connect fails.</summary>
     public void Warm()
