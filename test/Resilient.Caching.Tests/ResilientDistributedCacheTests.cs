@@ -288,7 +288,9 @@ public sealed class ResilientDistributedCacheTests
         Assert.Null(h.Cache.Get("other"));
 
         // The application's own starvation is not an outage: no window, no reset, and no probe judged on a starved pool.
+        // The error is still the last one (the health check shows it).
         Assert.True(h.Availability.IsAvailable);
+        Assert.NotNull(h.Availability.LastError);
         Assert.Equal(0, h.Availability.Outages);
         Assert.Equal(0, h.Connection.Resets);
         Assert.Equal(0, h.Connection.Probes);

@@ -75,8 +75,9 @@ internal sealed class OutageLifecycle
         var shard = verdict.Shard;
         if (verdict.IsStall)
         {
-            // The application's stall, not Redis's: no window, no reset, no probe. A write whose outcome it left
-            // unknown is invalidated right away, off the caller's path.
+            // The application's stall, not Redis's: no window, no reset, no probe (the error is still the last one, for
+            // the health check). A write whose outcome it left unknown is invalidated right away, off the caller's path.
+            shard.Controller.NoteError(exception);
             _notify.Stalled(operation, exception);
             if (_pending.Count > 0 && operation != CacheOperation.CatchUpReplay)
             {

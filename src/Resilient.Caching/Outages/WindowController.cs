@@ -147,6 +147,13 @@ internal sealed class WindowController : IDisposable
         }
     }
 
+    /// <summary>Keeps an error as the last one (<see cref="LastError"/>) without changing the window: a timeout the application's own stall explains.</summary>
+    public void NoteError(Exception exception)
+    {
+        Volatile.Write(ref _lastError, exception);
+        Volatile.Write(ref _lastErrorAtUtcTicks, _timeProvider.GetUtcNow().UtcTicks);
+    }
+
     /// <summary>The number of the latest probe permit granted; a probe reads it as it starts, and reports its failure with it.</summary>
     public long Permit
     {
@@ -171,8 +178,7 @@ internal sealed class WindowController : IDisposable
     /// <param name="permit">The <see cref="Permit"/> the probe was started under: a failure reported after a newer permit was granted (this probe outlived its own) is stale.</param>
     public Transition RecordFailure(Exception exception, bool confirmed, bool fromProbe, bool early = false, long? permit = null)
     {
-        Volatile.Write(ref _lastError, exception);
-        Volatile.Write(ref _lastErrorAtUtcTicks, _timeProvider.GetUtcNow().UtcTicks);
+        NoteError(exception);
         var now = _timeProvider.GetTimestamp();
         CancellationTokenSource? release = null;
         TaskCompletionSource<bool>? confirmedOutage = null;

@@ -32,16 +32,29 @@ public sealed class HealthCheckTests
         Assert.Equal("hit", operations.LastMeasurement.Tags[ResilientCacheMetrics.OutcomeTag]);
 
         await redis.ResetStatsAsync();
+        var timedOut = 0;
         redis.Pause();
         try
         {
-            // Redis accepts the PING and never answers: the check gives up after the operation timeout.
-            var started = Stopwatch.GetTimestamp();
-            var hung = Assert.Single((await health.CheckHealthAsync(Ct)).Entries).Value;
-            var elapsed = Stopwatch.GetElapsedTime(started);
-            Assert.Equal(HealthStatus.Degraded, hung.Status);
-            Assert.InRange(elapsed, OperationTimeout * 0.8, OperationTimeout + TimeSpan.FromSeconds(1));
-            Assert.Contains("Timeout", (string)hung.Data["last_error"], StringComparison.Ordinal);
+            // Redis accepts the PING and never answers: the check gives up after the operation timeout, and the window
+            // opens. On a busy machine the first such timeout may be taken for the application's own stall (the test
+            // process's thread pool starved while Redis had just answered: event 24), which opens no window; a frozen
+            // Redis gets at most that one round excused, so the next check opens it.
+            long started;
+            do
+            {
+                started = Stopwatch.GetTimestamp();
+                var hung = Assert.Single((await health.CheckHealthAsync(Ct)).Entries).Value;
+                var elapsed = Stopwatch.GetElapsedTime(started);
+                timedOut++;
+                Assert.Equal(HealthStatus.Degraded, hung.Status);
+                Assert.InRange(elapsed, OperationTimeout * 0.8, OperationTimeout + TimeSpan.FromSeconds(1));
+                Assert.Contains("Timeout", (string)hung.Data["last_error"], StringComparison.Ordinal);
+            }
+            while (lab.Availability.IsAvailable && timedOut < 3);
+
+            Assert.False(lab.Availability.IsAvailable, lab.DescribeLogs());
+            Assert.Equal(timedOut - 1, lab.LogCount(Log.IdApplicationStall));
 
             // Inside the window: Degraded at once, with the window's state, and no PING sent.
             for (var i = 0; i < 5; i++)
@@ -62,9 +75,9 @@ public sealed class HealthCheckTests
             redis.Resume();
         }
 
-        // Only the PING of the check that timed out reached Redis (answered once Redis was resumed).
+        // Only the PINGs of the checks that timed out reached Redis (answered once Redis was resumed).
         var calls = await redis.GetCommandCallsAsync();
-        Assert.Equal(1, calls.GetValueOrDefault("ping"));
+        Assert.Equal(timedOut, calls.GetValueOrDefault("ping"));
         Assert.Equal(5, operations.GetMeasurementSnapshot().Count(m => (string?)m.Tags[ResilientCacheMetrics.OutcomeTag] == "skipped"));
     }
 
