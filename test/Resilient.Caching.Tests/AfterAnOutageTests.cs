@@ -45,6 +45,27 @@ public sealed class AfterAnOutageTests
     }
 
     [Fact]
+    public async Task WriteThatTimedOut_OnAStarvedPool_IsDeletedAtOnce_WithoutAWindow()
+    {
+        using var h = new Harness { ThreadPoolStarved = true };
+        var redis = new FakeRedisDatabase();
+        h.Connection.Database = redis.Database;
+        Assert.Null(h.Cache.Get("answered")); // Redis answers other calls meanwhile: the timeout is the application's stall.
+        h.Inner.Fault = Fault.ThrowsSynchronously;
+
+        h.Cache.Set("stalled", [1], Entry);
+
+        // Its outcome is unknown: the key is deleted right away, off the caller's path, and no window opens.
+        await Harness.UntilAsync(() => !redis.Commands.IsEmpty);
+        var command = Assert.Single(redis.Commands);
+        Assert.Equal("UNLINK", command.Command, ignoreCase: true);
+        Assert.Equal(["app:stalled"], command.Keys);
+        Assert.True(h.Availability.IsAvailable);
+        Assert.Equal(1, h.CountLogs(Log.IdApplicationStall));
+        await Harness.UntilAsync(() => h.Availability.PendingInvalidations == 0);
+    }
+
+    [Fact]
     public async Task WriteThatTimedOut_OutcomeUnknown_IsDeletedToo()
     {
         using var h = new Harness();

@@ -316,6 +316,14 @@ internal sealed partial class CacheGuard
             return false;
         }
 
+        if (verdict.IsStall)
+        {
+            // Remembered first: the lifecycle applies what a stalled write left unknown right away, off this path.
+            _ledger.NotReached(attempt.Operation, attempt.Target);
+            _outages.RecordFailure(attempt.Operation, exception, verdict);
+            return _settings.IgnoreExceptions;
+        }
+
         _outages.RecordFailure(attempt.Operation, exception, verdict);
         failed = verdict.Shard;
         if (readsReplica && FailureJudge.IsFastFailure(exception) && _replicas.CanRead(attempt.Operation, attempt.Target, verdict.Shard))
