@@ -178,7 +178,6 @@ internal sealed class WindowController : IDisposable
     /// <param name="permit">The <see cref="Permit"/> the probe was started under: a failure reported after a newer permit was granted (this probe outlived its own) is stale.</param>
     public Transition RecordFailure(Exception exception, bool confirmed, bool fromProbe, bool early = false, long? permit = null)
     {
-        NoteError(exception);
         var now = _timeProvider.GetTimestamp();
         CancellationTokenSource? release = null;
         TaskCompletionSource<bool>? confirmedOutage = null;
@@ -186,7 +185,14 @@ internal sealed class WindowController : IDisposable
         var stopped = false;
         lock (_lock)
         {
-            if (fromProbe && (_openUntil == 0 || (permit is { } number && number != _permit)))
+            var stale = fromProbe && (_openUntil == 0 || (permit is { } number && number != _permit));
+            if (!stale)
+            {
+                // Before the state changes: whoever sees the window open finds its reason.
+                NoteError(exception);
+            }
+
+            if (stale)
             {
                 // A probe that outlived its permit reports after another probe closed the window (Redis answered
                 // since; the next call that fails judges afresh) or while a newer probe holds the permit (whose

@@ -221,7 +221,9 @@ public sealed class WindowControllerTests
         var permit = controller.Permit;
         Assert.NotNull(controller.RecordProbeSuccess());
 
+        var reason = controller.LastError;
         Assert.Equal(WindowController.Transition.Stale, controller.RecordFailure(Timeout(), confirmed: true, fromProbe: true, permit: permit));
+        Assert.Same(reason, controller.LastError);
         Assert.Equal(WindowController.Transition.Stale, controller.RecordFailure(Timeout(), confirmed: true, fromProbe: true, early: true, permit: permit));
         Assert.True(controller.IsAvailable);
         Assert.Equal(WindowController.Gate.Proceed, controller.TryEnter());
